@@ -1,0 +1,113 @@
+"""Writes to people data. The config apply, the admin and the demo data all come through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from .models import Household, Membership, Upstream, User, normalize_email
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    email: str
+    name: str = ""
+    role: str = Membership.Role.MEMBER
+
+
+def declare_upstream(
+    upstream_id: str,
+    type: str,
+    *,
+    name: str = "",
+    issuer: str = "",
+    client_id: str = "",
+    client_secret: str = "",
+    allowed_domains: Iterable[str] = (),
+    position: int = 0,
+    managed: bool = False,
+) -> Upstream:
+    if type not in Upstream.Type.values:
+        raise ValueError(f"unknown upstream type {type!r} (google | oidc | mock)")
+    if type == Upstream.Type.OIDC and not issuer:
+        raise ValueError(f"upstream {upstream_id}: type oidc needs an issuer")
+    upstream, _ = Upstream.objects.update_or_create(
+        pk=upstream_id,
+        defaults={
+            "type": type,
+            "name": name,
+            "issuer": issuer.rstrip("/"),
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "allowed_domains": sorted({d.strip().lower() for d in allowed_domains}),
+            "position": position,
+            "managed": managed,
+            "enabled": True,
+        },
+    )
+    return upstream
+
+
+def declare_household(household_id: str, name: str, *, managed: bool = False) -> Household:
+    household, _ = Household.objects.update_or_create(pk=household_id, defaults={"name": name, "managed": managed})
+    return household
+
+
+def declare_person(email: str, name: str = "", *, managed: bool = False) -> User:
+    """Create or update a person by email (case-insensitive). A declared person is active."""
+    email = normalize_email(email)
+    user = User.objects.filter(email=email).first()
+    if user is None:
+        return User.objects.create_user(email=email, name=name, managed=managed)
+    changed = []
+    for field, value in (("name", name or user.name), ("managed", managed or user.managed), ("is_active", True)):
+        if getattr(user, field) != value:
+            setattr(user, field, value)
+            changed.append(field)
+    if changed:
+        user.save(update_fields=changed)
+    return user
+
+
+@transaction.atomic
+def set_members(household: Household, members: Iterable[MemberSpec], *, managed: bool = False) -> None:
+    """Make the household's members exactly `members` (declaring people as needed)."""
+    wanted: dict[int, str] = {}
+    for spec in members:
+        user = declare_person(spec.email, spec.name, managed=managed)
+        wanted[user.pk] = spec.role
+    current = {m.user_id: m for m in Membership.objects.filter(household=household)}
+    for user_id, membership in current.items():
+        if user_id not in wanted:
+            membership.delete()
+        elif membership.role != wanted[user_id]:
+            membership.role = wanted[user_id]
+            membership.save(update_fields=["role"])
+    Membership.objects.bulk_create(
+        [Membership(household=household, user_id=uid, role=role) for uid, role in wanted.items() if uid not in current]
+    )
+    for user in User.objects.filter(pk__in=set(wanted) | set(current)):
+        refresh_staff_flag(user)
+
+
+def refresh_staff_flag(user: User) -> None:
+    """Household admins run the hub: they enter the admin site as superusers.
+
+    Only people the config manages lose the flags again; a bootstrap superuser keeps them.
+    """
+    is_admin = Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
+    if is_admin and not (user.is_staff and user.is_superuser):
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    elif not is_admin and user.managed and (user.is_staff or user.is_superuser):
+        user.is_staff = user.is_superuser = False
+        user.save(update_fields=["is_staff", "is_superuser"])
+
+
+def deactivate_person(user: User) -> None:
+    """Pruned people are deactivated, never deleted (their audit trail stays)."""
+    if user.is_active:
+        user.is_active = False
+        user.save(update_fields=["is_active"])

@@ -1,0 +1,81 @@
+"""The provider's own records beside DOT's: client profiles, signing keys, consent, redeemed codes."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from oauth2_provider.models import Application
+
+from identityhub.crypto import EncryptedTextField
+
+
+class ClientProfile(models.Model):
+    """What the hub knows about a client beyond DOT's Application.
+
+    Consent skipping is DOT's own `Application.skip_authorization`; it is not duplicated here.
+    """
+
+    application = models.OneToOneField(Application, on_delete=models.CASCADE, related_name="profile")
+    nas = models.ForeignKey(
+        "synology.NAS", null=True, blank=True, on_delete=models.PROTECT, related_name="clients",
+        help_text="the username claim is the person's account on this NAS",
+    )
+    households = models.ManyToManyField(
+        "accounts.Household", blank=True, related_name="clients",
+        help_text="who may use the client; empty means the bound NAS's household",
+    )
+    extra_claims = models.JSONField(default=dict, blank=True, help_text="claim name -> rule (config vocabulary)")
+    managed = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return self.application.client_id
+
+
+class SigningKey(models.Model):
+    """RSA keys for ID tokens. Exactly one is active; retiring ones stay in the JWKS."""
+
+    kid = models.CharField(max_length=64, unique=True, help_text="RFC 7638 thumbprint")
+    private_pem = EncryptedTextField()
+    active = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        constraints = [
+            # Makes "generate on first start" race-free: a second concurrent insert fails.
+            models.UniqueConstraint(fields=["active"], condition=Q(active=True), name="one_active_signing_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kid} ({'active' if self.active else 'retiring'})"
+
+
+class Consent(models.Model):
+    """A person's recorded approval of a client for a set of scopes."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="consents")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="consents")
+    scopes = models.TextField(help_text="space-separated")
+    granted = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "application"], name="unique_consent")]
+
+    def covers(self, scopes: list[str]) -> bool:
+        return set(scopes) <= set(self.scopes.split())
+
+
+class RedeemedCode(models.Model):
+    """An authorization code already exchanged, and what it produced (RFC 6749 §4.1.2).
+
+    DOT deletes the Grant on redemption, so a replayed code would only get `invalid_grant`
+    while the first tokens stay valid. Remembering the code lets the hub revoke them.
+    """
+
+    code_digest = models.CharField(max_length=64, unique=True)
+    application = models.ForeignKey(Application, on_delete=models.CASCADE)
+    access_token_checksum = models.CharField(max_length=64)
+    token_family = models.UUIDField(null=True, blank=True)
+    redeemed = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -1,0 +1,111 @@
+"""Registering OIDC clients: a DOT Application plus the hub's ClientProfile, in one place."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from django.db import transaction
+from oauth2_provider.models import Application
+
+from .hashers import check_secret_strength, generate_client_secret
+from .models import ClientProfile
+
+
+class ClientError(ValueError):
+    """A client definition the hub refuses (bad redirect URI, weak secret, …)."""
+
+
+def is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_redirect_uri(uri: str) -> str | None:
+    """None when acceptable: absolute https, or http on loopback only; no fragment, no wildcard."""
+    parts = urlsplit(uri)
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        return f"redirect URI {uri!r} must be an absolute https URL"
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        return f"redirect URI {uri!r} must use https (http is allowed on loopback only)"
+    if parts.fragment:
+        return f"redirect URI {uri!r} must not carry a fragment"
+    if "*" in uri:
+        return f"redirect URI {uri!r} must not contain wildcards (matching is exact)"
+    return None
+
+
+@transaction.atomic
+def register_client(
+    client_id: str,
+    *,
+    name: str = "",
+    redirect_uris: Iterable[str],
+    client_secret: str | None = None,
+    public: bool = False,
+    nas=None,
+    households: Iterable = (),
+    skip_consent: bool = False,
+    post_logout_redirect_uris: Iterable[str] = (),
+    extra_claims: dict | None = None,
+    managed: bool = False,
+) -> tuple[Application, str | None]:
+    """Create or update a client. Returns it and, when the hub generated one, the new secret.
+
+    A confidential client without a given secret gets a generated 256-bit one on creation (shown
+    once by the caller); an existing secret is kept unless a new one is given.
+    """
+    redirect_uris = list(dict.fromkeys(redirect_uris))
+    if not redirect_uris:
+        raise ClientError(f"client {client_id}: at least one redirect URI is required")
+    for uri in [*redirect_uris, *post_logout_redirect_uris]:
+        problem = check_redirect_uri(uri)
+        if problem:
+            raise ClientError(f"client {client_id}: {problem}")
+    if client_secret is not None:
+        if public:
+            raise ClientError(f"client {client_id}: a public client has no secret")
+        problem = check_secret_strength(client_secret)
+        if problem:
+            raise ClientError(f"client {client_id}: {problem}")
+
+    application = Application.objects.filter(client_id=client_id).first()
+    generated = None
+    if application is None:
+        application = Application(client_id=client_id)
+        if not public and client_secret is None:
+            client_secret = generated = generate_client_secret()
+    application.name = name or client_id
+    application.client_type = Application.CLIENT_PUBLIC if public else Application.CLIENT_CONFIDENTIAL
+    application.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE
+    application.algorithm = Application.RS256_ALGORITHM
+    application.redirect_uris = " ".join(redirect_uris)
+    application.post_logout_redirect_uris = " ".join(post_logout_redirect_uris)
+    application.skip_authorization = skip_consent
+    application.hash_client_secret = True
+    if public:
+        application.client_secret = ""
+    elif client_secret is not None:
+        application.client_secret = client_secret
+    application.save()
+
+    profile, _ = ClientProfile.objects.get_or_create(application=application)
+    profile.nas = nas
+    profile.extra_claims = extra_claims or {}
+    profile.managed = managed
+    profile.save()
+    profile.households.set(list(households))
+    return application, generated
+
+
+def dsm_redirect_uris(origin: str) -> list[str]:
+    """DSM uses its bare origin as redirect URI, with or without a trailing slash: register both."""
+    origin = origin.rstrip("/")
+    return [origin, origin + "/"]

@@ -1,0 +1,239 @@
+"""The hub's OAuth2Validator: claims per client, policy at every issuance, and DOT's gaps closed.
+
+What differs from DOT 3.4.1 (see ../shared/reference/stack-pitfalls.md):
+- `sub` is the person's stable public id; claims come from identityhub.oidc.claims.
+- Every code exchange, refresh and userinfo call re-runs the access policy.
+- `prompt=none` works for a signed-in person (silent login/authorization implemented).
+- A code sent without a verifier-less challenge cannot be "upgraded" with a code_verifier
+  (PKCE downgrade), and a replayed code revokes what the first redemption issued.
+- `auth_time` is the session's sign-in time (kept on the grant), not `user.last_login`.
+- The grant is loaded once per token request, not once per oauthlib hook.
+- ID tokens are signed with the process-cached key ring; id_token_hint verifies against every
+  published key, so logout still works after a key rotation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from django.utils import timezone
+from jwcrypto import jwt
+from oauth2_provider.models import AccessToken, Grant, RefreshToken
+from oauth2_provider.oauth2_validators import OAuth2Validator
+
+from identityhub.audit import record_event
+
+from . import keys
+from .claims import CLAIM_SCOPES, SUPPORTED_CLAIMS, build_claims
+from .context import current_http_request
+from .models import Consent, RedeemedCode
+from .policy import AccessDecision, check_access
+
+log = logging.getLogger(__name__)
+
+AUTH_TIME_KEY = "_hub_auth_time"  # kept inside Grant.claims: DOT's Grant has no auth_time column
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+class HubOAuth2Validator(OAuth2Validator):
+    oidc_claim_scope = {**OAuth2Validator.oidc_claim_scope, **CLAIM_SCOPES}
+
+    # --- authorization endpoint -----------------------------------------------------------
+    def validate_silent_login(self, request) -> bool:
+        http_request = current_http_request.get()
+        return bool(http_request is not None and http_request.user.is_authenticated)
+
+    def validate_silent_authorization(self, request) -> bool:
+        http_request = current_http_request.get()
+        if http_request is None or request.client is None:
+            return False
+        return has_consent(http_request.user, request.client, request.scopes)
+
+    def _create_authorization_code(self, request, code, expires=None):
+        auth_time = getattr(request, "hub_auth_time", None)
+        if auth_time is not None:
+            request.claims = {**(request.claims or {}), AUTH_TIME_KEY: auth_time}
+        return super()._create_authorization_code(request, code, expires)
+
+    # --- token endpoint: the grant, loaded once ----------------------------------------------
+    def _grant(self, request, code: str) -> Grant | None:
+        cached = getattr(request, "_hub_grant", None)
+        if cached is not None and cached.code == code:
+            return cached
+        grant = Grant.objects.select_related("user").filter(code=code).first()
+        request._hub_grant = grant
+        return grant
+
+    def get_authorization_code_scopes(self, client_id, code, redirect_uri, request):
+        grant = self._grant(request, code)
+        return grant.scope.split() if grant else []
+
+    def get_authorization_code_nonce(self, client_id, code, redirect_uri, request):
+        grant = self._grant(request, code)
+        return (grant.nonce or None) if grant else None
+
+    def get_code_challenge(self, code, request):
+        grant = self._grant(request, code)
+        return (grant.code_challenge or None) if grant else None
+
+    def get_code_challenge_method(self, code, request):
+        grant = self._grant(request, code)
+        return (grant.code_challenge_method or None) if grant else None
+
+    def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
+        grant = self._grant(request, code)
+        return bool(grant and grant.application_id == client.pk and grant.redirect_uri_allowed(redirect_uri))
+
+    def validate_code(self, client_id, code, client, request, *args, **kwargs):
+        grant = self._grant(request, code)
+        if grant is None or grant.application_id != client.pk:
+            self._revoke_replayed_code(code, client)
+            return False
+        if grant.is_expired():
+            return False
+        if not grant.code_challenge and request.code_verifier:
+            # oauthlib ignores a verifier for a code issued without a challenge: that is a
+            # PKCE downgrade (the challenge was stripped from the authorization request).
+            log.info("refused a code_verifier for a code issued without PKCE (client %s)", client.client_id)
+            return False
+        request.scopes = grant.scope.split(" ")
+        request.user = grant.user
+        if grant.nonce:
+            request.nonce = grant.nonce
+        claims = json.loads(grant.claims) if grant.claims else {}
+        request.hub_auth_time = claims.pop(AUTH_TIME_KEY, None)
+        if claims:
+            request.claims = claims
+        return self._authorize_person(request, grant.user, client)
+
+    def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
+        grant = self._grant(request, code)
+        if grant is not None:
+            grant.delete()
+        request._hub_redeemed_code = code
+
+    def _revoke_replayed_code(self, code: str, client) -> None:
+        redeemed = RedeemedCode.objects.filter(code_digest=_digest(code), application=client).first()
+        if redeemed is None:
+            return
+        revoke_redeemed(redeemed)
+        record_event("token_revoked", reason="code_reuse", client_id=client.client_id)
+
+    # --- token issuance -------------------------------------------------------------------------
+    def _create_access_token(self, expires, request, token, source_refresh_token=None):
+        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        request._hub_access_token = access_token
+        return access_token
+
+    def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
+        refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
+        request._hub_refresh_token = refresh_token
+        return refresh_token
+
+    def save_bearer_token(self, token, request, *args, **kwargs):
+        super().save_bearer_token(token, request, *args, **kwargs)
+        code = getattr(request, "_hub_redeemed_code", None)
+        access_token = getattr(request, "_hub_access_token", None)
+        if code and access_token is not None:
+            refresh_token = getattr(request, "_hub_refresh_token", None)
+            RedeemedCode.objects.create(
+                code_digest=_digest(code),
+                application=request.client,
+                access_token_checksum=access_token.token_checksum,
+                token_family=refresh_token.token_family if refresh_token else None,
+            )
+
+    def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
+        if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
+            return False
+        return self._authorize_person(request, request.user, client)
+
+    def _authorize_person(self, request, user, client) -> bool:
+        decision = check_access(user, client)
+        if not decision.allowed:
+            record_event("refusal", reason=decision.refusal.reason, user=user, client_id=client.client_id,
+                         nas_id=decision.nas_id, at="token")
+            return False
+        request.hub_access = decision
+        return True
+
+    # --- userinfo / protected resources -------------------------------------------------------
+    def validate_bearer_token(self, token, scopes, request):
+        if not super().validate_bearer_token(token, scopes, request):
+            return False
+        if request.user is None:
+            return True  # client-credentials token: no person to check
+        if not self._authorize_person(request, request.user, request.client):
+            request.oauth2_error = {"error": "invalid_token", "error_description": "access has been withdrawn"}
+            return False
+        return True
+
+    # --- claims and ID tokens ---------------------------------------------------------------------
+    def _decision(self, request) -> AccessDecision:
+        decision = getattr(request, "hub_access", None)
+        if decision is None:  # every issuing path sets it; compute rather than release unchecked
+            decision = check_access(request.user, request.client)
+            if not decision.allowed:
+                raise PermissionError(decision.refusal.reason)
+            request.hub_access = decision
+        return decision
+
+    def get_oidc_claims(self, token, token_handler, request):
+        return build_claims(request.user, self._decision(request), request.scopes, request.client)
+
+    def get_claim_dict(self, request):
+        return self.get_oidc_claims(None, None, request)
+
+    def get_discovery_claims(self, request):
+        return SUPPORTED_CLAIMS
+
+    def get_id_token_dictionary(self, token, token_handler, request):
+        claims, expiration_time = super().get_id_token_dictionary(token, token_handler, request)
+        auth_time = getattr(request, "hub_auth_time", None)
+        if auth_time:
+            claims["auth_time"] = int(auth_time)
+        return claims, expiration_time
+
+    def finalize_id_token(self, id_token, token, token_handler, request):
+        claims, expiration_time = self.get_id_token_dictionary(token, token_handler, request)
+        id_token.update(**claims)
+        if "nonce" not in id_token and request.nonce:  # oauthlib bug #746
+            id_token["nonce"] = request.nonce
+        ring = keys.keyring()
+        signed = jwt.JWT(header={"typ": "JWT", "alg": "RS256", "kid": ring.kid}, claims=id_token)
+        signed.make_signed_token(ring.active)
+        request.id_token = request.access_token = self._save_id_token(id_token["jti"], request, expiration_time)
+        return signed.serialize()
+
+    def _get_key_for_token(self, token):
+        return keys.keyring().published
+
+
+def has_consent(user, application, scopes) -> bool:
+    if application.skip_authorization:
+        return True
+    consent = Consent.objects.filter(user=user, application=application).first()
+    return consent is not None and consent.covers(list(scopes))
+
+
+def revoke_redeemed(redeemed: RedeemedCode) -> None:
+    """Revoke every token that descends from a redeemed code (access, refresh family, rotations)."""
+    AccessToken.objects.filter(token_checksum=redeemed.access_token_checksum).delete()
+    if redeemed.token_family:
+        family = RefreshToken.objects.filter(token_family=redeemed.token_family)
+        AccessToken.objects.filter(source_refresh_token__in=family).delete()
+        AccessToken.objects.filter(refresh_token__in=family).delete()
+        family.filter(revoked__isnull=True).update(revoked=timezone.now())
+
+
+def clear_redeemed_codes(older_than: timedelta) -> int:
+    cutoff = datetime.now(dt_timezone.utc) - older_than
+    deleted, _ = RedeemedCode.objects.filter(redeemed__lt=cutoff).delete()
+    return deleted

@@ -1,0 +1,162 @@
+"""The provider's endpoints. DOT does the protocol; this view adds the hub's decisions.
+
+The authorization view wraps DOT's: it enforces `prompt=login` and `max_age` with the session's
+sign-in time, answers `prompt=none` without DOT's 500, checks the household / NAS-account policy
+before any code is issued, and remembers consent.
+"""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.utils.decorators import method_decorator
+from django.views import View
+from django.views.decorators.cache import never_cache
+from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.models import Application
+from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.views import AuthorizationView
+
+from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with
+from identityhub.audit import record_event
+
+from . import keys
+from .context import current_http_request
+from .models import Consent
+from .policy import check_access
+from .validator import has_consent
+
+REAUTH_PARAMS = ("prompt", "max_age")
+
+
+@method_decorator(never_cache, name="dispatch")
+class HubAuthorizationView(AuthorizationView):
+    template_name = "oidc/authorize.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        token = current_http_request.set(request)
+        try:
+            return super().dispatch(request, *args, **kwargs)
+        finally:
+            current_http_request.reset(token)
+
+    # --- GET: the authorization request ---------------------------------------------------------
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        prompt = set(request.GET.get("prompt", "").split())
+        try:
+            scopes, credentials = self.validate_authorization_request(request)
+        except OAuthToolkitError as error:
+            # An unknown client or unregistered redirect URI renders an error page; oauthlib only
+            # redirects errors to a redirect URI it has matched exactly.
+            return self.error_response(error, application=None)
+        application: Application = credentials["request"].client
+
+        if self._needs_fresh_login(request, prompt):
+            if "none" in prompt:
+                return self._error_redirect(credentials, application, "login_required")
+            logout(request)
+            return redirect(login_url_with(self._without_reauth_params(request), **self._passed_on(request)))
+
+        decision = check_access(request.user, application, allow_quick_sync=True)
+        if not decision.allowed:
+            record_event("refusal", reason=decision.refusal.reason, user=request.user,
+                         client_id=application.client_id, nas_id=decision.nas_id, at="authorize")
+            if "none" in prompt:
+                return self._error_redirect(credentials, application, "access_denied", decision.refusal.message)
+            return render(request, "accounts/refused.html",
+                          {"message": decision.refusal.message, "advice": decision.refusal.advice}, status=403)
+
+        if has_consent(request.user, application, scopes):
+            return self._approve(request, scopes, credentials, application)
+
+        all_scopes = get_scopes_backend().get_all_scopes()
+        self.oauth2_data = {
+            **{key: credentials.get(key) for key in ("client_id", "redirect_uri", "response_type", "state",
+                                                       "code_challenge", "code_challenge_method", "nonce")},
+            "scopes": scopes,
+            "scopes_descriptions": [all_scopes[scope] for scope in scopes],
+            "application": application,
+        }
+        form = self.get_form(self.get_form_class())
+        return self.render_to_response(self.get_context_data(form=form, **self.oauth2_data))
+
+    def _approve(self, request, scopes, credentials, application) -> HttpResponse:
+        credentials = {k: v for k, v in credentials.items() if k != "request"}
+        try:
+            uri, _headers, _body, _status = self.create_authorization_response(
+                request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
+            )
+        except OAuthToolkitError as error:
+            return self.error_response(error, application)
+        return self.redirect(uri, application)
+
+    # --- POST: the consent form -----------------------------------------------------------------
+    def form_valid(self, form):
+        application = Application.objects.filter(client_id=form.cleaned_data["client_id"]).first()
+        if application is not None and form.cleaned_data.get("allow"):
+            decision = check_access(self.request.user, application)
+            if not decision.allowed:
+                return render(self.request, "accounts/refused.html",
+                              {"message": decision.refusal.message, "advice": decision.refusal.advice}, status=403)
+            Consent.objects.update_or_create(
+                user=self.request.user, application=application,
+                defaults={"scopes": form.cleaned_data.get("scope", "")},
+            )
+        return super().form_valid(form)
+
+    def create_authorization_response(self, request, scopes, credentials, allow):
+        # The session's sign-in time travels with the grant to become the ID token's auth_time.
+        credentials["hub_auth_time"] = request.session.get(AUTH_TIME_SESSION_KEY)
+        return super().create_authorization_response(request, scopes, credentials, allow)
+
+    # --- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _needs_fresh_login(request: HttpRequest, prompt: set[str]) -> bool:
+        if "login" in prompt:
+            return True
+        max_age = request.GET.get("max_age", "")
+        if max_age.isdigit():
+            auth_time = request.session.get(AUTH_TIME_SESSION_KEY) or 0
+            return time.time() - auth_time > int(max_age)
+        return False
+
+    @staticmethod
+    def _passed_on(request: HttpRequest) -> dict[str, str]:
+        passed = {}
+        if "login" in request.GET.get("prompt", "").split():
+            passed["prompt"] = "login"
+        if request.GET.get("max_age", "").isdigit():
+            passed["max_age"] = request.GET["max_age"]
+        return passed
+
+    @staticmethod
+    def _without_reauth_params(request: HttpRequest) -> str:
+        """The authorization URL to return to after signing in again, minus prompt/max_age (no loop)."""
+        query = [(k, v) for k, v in parse_qsl(urlsplit(request.get_full_path()).query) if k not in REAUTH_PARAMS]
+        return f"{request.path}?{urlencode(query)}"
+
+    def _error_redirect(self, credentials, application, error: str, description: str = "") -> HttpResponse:
+        params = {"error": error}
+        if description:
+            params["error_description"] = description
+        if credentials.get("state"):
+            params["state"] = credentials["state"]
+        redirect_uri = credentials["redirect_uri"]
+        separator = "&" if "?" in redirect_uri else "?"
+        return self.redirect(f"{redirect_uri}{separator}{urlencode(params)}", application)
+
+
+@method_decorator(login_not_required, name="dispatch")
+class JwksView(View):
+    """Active and retiring public keys, each with its `kid`."""
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        response = JsonResponse(keys.keyring().public_jwks())
+        response["Access-Control-Allow-Origin"] = "*"
+        response["Cache-Control"] = "public, max-age=300"
+        return response

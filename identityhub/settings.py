@@ -1,0 +1,310 @@
+"""Identity Hub settings: one module, every knob from an environment variable.
+
+The variables are the contract of ../shared/DESIGN.md ("Environment"); docs/architecture.md
+lists what each one changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+import secrets
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.functional import lazy
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("HUB_VAR_DIR", BASE_DIR / "var"))
+
+
+def env_flag(name: str, default: str = "0") -> bool:
+    return os.environ.get(name, default).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
+
+
+DEBUG = env_flag("HUB_DEBUG")
+HUB_CONFIG = os.environ.get("HUB_CONFIG") or None
+
+
+# --- secret key ---------------------------------------------------------------------------
+def _debug_secret_key() -> str:
+    """In development, generate the key once into var/secret_key (atomic, race-free)."""
+    path = VAR_DIR / "secret_key"
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        candidate = secrets.token_urlsafe(50)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(candidate)
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # fails if another process won the race: keep theirs
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+SECRET_KEY = os.environ.get("HUB_SECRET_KEY") or (_debug_secret_key() if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("HUB_SECRET_KEY is required unless HUB_DEBUG=1")
+
+# Fernet keys for secrets at rest: the first encrypts, all decrypt (rotation).
+_encryption_keys = env_list("HUB_ENCRYPTION_KEY")
+if not _encryption_keys:
+    if not DEBUG:
+        raise ImproperlyConfigured("HUB_ENCRYPTION_KEY is required unless HUB_DEBUG=1")
+    _derived = hashlib.sha256(b"identityhub-encryption:" + SECRET_KEY.encode()).digest()
+    _encryption_keys = [base64.urlsafe_b64encode(_derived).decode()]
+HUB_ENCRYPTION_KEYS = _encryption_keys
+
+
+# --- issuer -------------------------------------------------------------------------------
+def _issuer_from_config(path: str | None) -> str | None:
+    """Read only the `issuer` key of the config file (the full loader lives in identityhub.config)."""
+    if not path or not Path(path).is_file():
+        return None
+    match = re.search(r"^issuer:\s*['\"]?([^'\"#\s]+)", Path(path).read_text(), re.MULTILINE)
+    if not match:
+        return None
+    value = match.group(1)
+    env_ref = re.fullmatch(r"\$\{(\w+)(?::-([^}]*))?\}", value)
+    if env_ref:
+        return os.environ.get(env_ref.group(1)) or env_ref.group(2)
+    return value
+
+
+HUB_ISSUER_FROM_ENV = bool(os.environ.get("HUB_ISSUER"))
+HUB_ISSUER = (
+    os.environ.get("HUB_ISSUER")
+    or _issuer_from_config(HUB_CONFIG)
+    or ("http://127.0.0.1:8000" if DEBUG else "")
+).rstrip("/")
+if not HUB_ISSUER:
+    raise ImproperlyConfigured("HUB_ISSUER (or the `issuer` of HUB_CONFIG) is required")
+_issuer = urlsplit(HUB_ISSUER)
+if _issuer.scheme not in {"http", "https"} or not _issuer.hostname:
+    raise ImproperlyConfigured(f"HUB_ISSUER must be an absolute http(s) URL, got {HUB_ISSUER!r}")
+# When the issuer carries a path (https://example.com/id), every hub URL lives under it;
+# the proxy forwards that path unchanged, so the URLconf itself is mounted under the prefix.
+HUB_URL_PREFIX = _issuer.path.strip("/")
+
+ALLOWED_HOSTS = env_list("HUB_ALLOWED_HOSTS") or [_issuer.hostname, "127.0.0.1", "localhost"]
+
+if env_flag("HUB_BEHIND_PROXY"):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+
+_secure = _issuer.scheme == "https"
+SESSION_COOKIE_SECURE = _secure
+CSRF_COOKIE_SECURE = _secure
+SESSION_COOKIE_NAME = "hub_session"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+SESSION_COOKIE_AGE = int(os.environ.get("HUB_SESSION_AGE", str(14 * 24 * 3600)))
+SESSION_COOKIE_PATH = f"/{HUB_URL_PREFIX}/" if HUB_URL_PREFIX else "/"
+CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- apps ---------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "oauth2_provider",
+    "social_django",
+    "identityhub",
+    "identityhub.oidc",
+    "accounts",
+    "synology",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "identityhub.urls"
+WSGI_APPLICATION = "identityhub.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "identityhub" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- database -----------------------------------------------------------------------------
+DATABASE_URL = os.environ.get("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'hub.sqlite3'}"
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=600, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # WAL lets readers (sign-ins) run while the sync writes; IMMEDIATE takes the write
+        # lock up front so two writers queue on the busy timeout instead of failing.
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- cache, sessions, locks ---------------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL") or None
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- celery -------------------------------------------------------------------------------
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_TASK_ALWAYS_EAGER = env_flag("CELERY_TASK_ALWAYS_EAGER")
+if CELERY_BROKER_URL == "filesystem://":
+    _broker_dir = VAR_DIR / "broker"
+    for _sub in ("queue", "processed"):
+        (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir / "queue"),
+        "data_folder_out": str(_broker_dir / "queue"),
+        "processed_folder": str(_broker_dir / "processed"),
+        "store_processed": False,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TIMEZONE = "UTC"
+
+# --- auth ---------------------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = ["accounts.auth_backends.UpstreamSessionBackend"]
+LOGIN_URL = "accounts:login"
+LOGIN_REDIRECT_URL = "accounts:profile"
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    # Client secrets only: fast, safe because every accepted secret has >= 128 bits.
+    "identityhub.oidc.hashers.ClientSecretHasher",
+]
+
+SOCIAL_AUTH_STRATEGY = "accounts.strategy.HubStrategy"
+SOCIAL_AUTH_JSONFIELD_ENABLED = True
+SOCIAL_AUTH_URL_NAMESPACE = "accounts"
+SOCIAL_AUTH_SANITIZE_REDIRECTS = True
+SOCIAL_AUTH_REDIRECT_IS_HTTPS = _secure
+SOCIAL_AUTH_LOGIN_ERROR_URL = "/"
+SOCIAL_AUTH_RAISE_EXCEPTIONS = False
+SOCIAL_AUTH_USER_FIELDS = ["email"]
+SOCIAL_AUTH_PIPELINE = (
+    "social_core.pipeline.social_auth.social_details",
+    "social_core.pipeline.social_auth.social_uid",
+    "social_core.pipeline.social_auth.auth_allowed",
+    "social_core.pipeline.social_auth.social_user",
+    "accounts.pipeline.link_declared_person",
+    "social_core.pipeline.social_auth.associate_user",
+)
+
+# --- OpenID Connect provider (django-oauth-toolkit) -----------------------------------------
+def _active_private_pem() -> str:
+    from identityhub.oidc.keys import active_private_pem
+
+    return active_private_pem()
+
+
+OAUTH2_PROVIDER = {
+    "OIDC_ENABLED": True,
+    "OIDC_ISS_ENDPOINT": HUB_ISSUER,
+    # The signing key lives encrypted in the database (identityhub.oidc.keys); every process
+    # loads the same one on first use, after which DOT keeps it as it keeps any setting.
+    "OIDC_RSA_PRIVATE_KEY": lazy(_active_private_pem, str)(),
+    "OAUTH2_VALIDATOR_CLASS": "identityhub.oidc.validator.HubOAuth2Validator",
+    "OIDC_RP_INITIATED_LOGOUT_ENABLED": True,
+    "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
+    "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
+    "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
+    "PKCE_REQUIRED": "identityhub.oidc.policy.pkce_required",
+    "CLIENT_SECRET_HASHER": "hub_client_sha256",
+    "SCOPES": {
+        "openid": "Sign you in",
+        "profile": "Your name",
+        "email": "Your email address",
+        "groups": "Your households",
+        "offline_access": "Stay signed in",
+    },
+    "DEFAULT_SCOPES": ["openid"],
+    "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
+    "REQUEST_APPROVAL_PROMPT": "force",
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    "ACCESS_TOKEN_EXPIRE_SECONDS": int(os.environ.get("HUB_ACCESS_TOKEN_SECONDS", "3600")),
+    "ID_TOKEN_EXPIRE_SECONDS": int(os.environ.get("HUB_ACCESS_TOKEN_SECONDS", "3600")),
+    "REFRESH_TOKEN_EXPIRE_SECONDS": int(os.environ.get("HUB_REFRESH_TOKEN_SECONDS", str(30 * 24 * 3600))),
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    "REFRESH_TOKEN_GRACE_PERIOD_SECONDS": 0,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+}
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+HUB_REDEEMED_CODE_RETENTION_SECONDS = 24 * 3600
+
+# Retention for housekeeping (synology.tasks.housekeeping).
+HUB_SYNCRUN_RETENTION_DAYS = int(os.environ.get("HUB_SYNCRUN_RETENTION_DAYS", "30"))
+HUB_AUDIT_RETENTION_DAYS = int(os.environ.get("HUB_AUDIT_RETENTION_DAYS", "365"))
+
+# --- i18n, static -------------------------------------------------------------------------
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = os.environ.get("TZ", "UTC")
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = f"/{HUB_URL_PREFIX}/static/" if HUB_URL_PREFIX else "/static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = DEBUG
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("HUB_LOG_LEVEL", "INFO")},
+    "loggers": {
+        # oauthlib logs request bodies (client secrets, codes) at DEBUG: never let it.
+        "oauthlib": {"level": "WARNING"},
+        "oauth2_provider": {"level": "WARNING"},
+    },
+}

@@ -1,0 +1,20 @@
+"""URLs. Only the provider views the hub needs are mounted (never DOT's application management).
+
+When the issuer carries a path, everything lives under it (settings.HUB_URL_PREFIX).
+"""
+
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+hub_patterns = [
+    path("", include("identityhub.oidc.urls")),
+    path("", include("accounts.urls")),
+    path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+    path("", views.home, name="home"),
+]
+
+urlpatterns = [path(f"{settings.HUB_URL_PREFIX}/", include(hub_patterns))] if settings.HUB_URL_PREFIX else hub_patterns

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class SynologyConfig(AppConfig):
+    name = "synology"
+    verbose_name = "Synology NASes"

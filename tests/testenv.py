@@ -1,0 +1,14 @@
+"""pytest plugin (loaded with -p, before pytest-django): test environment defaults.
+
+Tests run with HUB_DEBUG=0 (production behaviour: the mock upstream is refused) and a fixed
+test secret. DATABASE_URL / REDIS_URL come from the environment: SQLite and no Redis by default,
+PostgreSQL and Redis in CI (.ci/run sets them and HUB_REQUIRE_SERVICES=1).
+"""
+
+import os
+
+os.environ.setdefault("HUB_DEBUG", "0")
+os.environ.setdefault("HUB_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
+os.environ.setdefault("HUB_ENCRYPTION_KEY", "8mB2kTq3Zy0VQqTeXMyv2H8sCeAJjH0EnQkCLvXb0n0=")
+os.environ.setdefault("HUB_ISSUER", "http://127.0.0.1:8000")
+os.environ.setdefault("HUB_VAR_DIR", os.path.join(os.path.dirname(__file__), "var", "test"))
