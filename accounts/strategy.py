@@ -13,4 +13,4 @@ class HubStrategy(DjangoStrategy):
         kwargs["storage"] = self.storage
         kwargs["backend"] = backend
         kwargs.pop("request", None)
-        return backend.authenticate(**kwargs)
+        return backend.authenticate(self.request, **kwargs)
