@@ -249,7 +249,8 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
     "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
-    "PKCE_REQUIRED": "identityhub.oidc.policy.pkce_required",
+    # PKCE: required for public clients, optional for confidential ones — decided per client in
+    # HubOAuth2Validator.is_pkce_required (oauthlib only accepts a literal True from the setting).
     "CLIENT_SECRET_HASHER": "hub_client_sha256",
     "SCOPES": {
         "openid": "Sign you in",

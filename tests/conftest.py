@@ -225,3 +225,50 @@ def rp_factory(hub):
         return RelyingParty(hub=hub, client_id=client_id, client_secret=client_secret)
 
     return make
+
+
+# --- in-process helpers (Django test client) -----------------------------------------------
+def signed_in(client, user, auth_time: int | None = None):
+    """A browser session signed in as `user` through an upstream (as accounts.views.complete does)."""
+    import time
+
+    client.force_login(user, backend="accounts.auth_backends.UpstreamSessionBackend")
+    session = client.session
+    session["hub_auth_time"] = auth_time if auth_time is not None else int(time.time())
+    session.save()
+    return client
+
+
+def authorize_query(client_id: str, scope: str = "openid", redirect_uri: str = RP_REDIRECT, **params) -> str:
+    query = {"response_type": "code", "client_id": client_id, "redirect_uri": redirect_uri, "scope": scope,
+             "state": "st4te", **params}
+    return f"/authorize/?{urlencode(query)}"
+
+
+def redirect_params(response) -> dict[str, str]:
+    assert response.status_code == 302, (response.status_code, response.content[:500])
+    return {k: v[0] for k, v in parse_qs(urlsplit(response["Location"]).query).items()}
+
+
+def get_code(client, client_id: str, **params) -> str:
+    response = client.get(authorize_query(client_id, **params))
+    location = response.get("Location", "")
+    assert location.startswith(RP_REDIRECT), (response.status_code, location, response.content[:500])
+    return redirect_params(response)["code"]
+
+
+def exchange(client, client_id: str, code: str, secret: str | None = None, **extra):
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": RP_REDIRECT, "client_id": client_id,
+            **extra}
+    if secret:
+        form["client_secret"] = secret
+    return client.post("/token/", form)
+
+
+def upstream_round_trip(client, upstream_id: str = "google", next_url: str = "/profile/"):
+    """Start the upstream login on the hub, let the fake upstream answer, and complete on the hub."""
+    start = client.get(f"/login/{upstream_id}/?{urlencode({'next': next_url})}")
+    assert start.status_code == 302, start.content[:300]
+    at_upstream = requests.get(start["Location"], allow_redirects=False, timeout=10)
+    back = urlsplit(at_upstream.headers["Location"])
+    return client.get(f"{back.path}?{back.query}")

@@ -38,7 +38,7 @@ def run_keys(command, options) -> int:
 
     if options["action"] == "list":
         for key in keyring().published:
-            command.stdout.write(key.key_id)
+            command.stdout.write(key.get("kid"))
         return 0
     command.stderr.write("keys rotate is not implemented yet")
     return 1

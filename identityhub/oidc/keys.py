@@ -31,7 +31,7 @@ class KeyRing:
 
     @property
     def kid(self) -> str:
-        return self.active.key_id
+        return self.active.get("kid")
 
     def public_jwks(self) -> dict:
         return {"keys": [key.export_public(as_dict=True) | {"use": "sig", "alg": "RS256"} for key in self.published]}
@@ -58,7 +58,7 @@ def ensure_active_key() -> SigningKey:
     if key is not None:
         return key
     pem = generate_private_pem()
-    kid = _jwk_from_pem(pem).key_id
+    kid = _jwk_from_pem(pem).get("kid")
     try:
         with transaction.atomic():
             key = SigningKey.objects.create(kid=kid, private_pem=pem, active=True)

@@ -33,12 +33,6 @@ class AccessDecision:
         return self.refusal is None
 
 
-def pkce_required(client_id: str) -> bool:
-    """PKCE is required for public clients, optional for confidential ones (DSM sends none)."""
-    client_type = Application.objects.filter(client_id=client_id).values_list("client_type", flat=True).first()
-    return client_type != Application.CLIENT_CONFIDENTIAL
-
-
 def allowed_household_ids(application: Application) -> set[str]:
     profile = getattr(application, "profile", None)
     if profile is None:

@@ -56,6 +56,11 @@ class HubOAuth2Validator(OAuth2Validator):
             return False
         return has_consent(http_request.user, request.client, request.scopes)
 
+    def is_pkce_required(self, client_id, request) -> bool:
+        """Required for public clients, optional for confidential ones (DSM sends none)."""
+        client = request.client if request.client is not None else self._load_application(client_id, request)
+        return client is None or client.client_type != client.CLIENT_CONFIDENTIAL
+
     def _create_authorization_code(self, request, code, expires=None):
         auth_time = getattr(request, "hub_auth_time", None)
         if auth_time is not None:
@@ -117,7 +122,6 @@ class HubOAuth2Validator(OAuth2Validator):
         grant = self._grant(request, code)
         if grant is not None:
             grant.delete()
-        request._hub_redeemed_code = code
 
     def _revoke_replayed_code(self, code: str, client) -> None:
         redeemed = RedeemedCode.objects.filter(code_digest=_digest(code), application=client).first()
@@ -139,7 +143,7 @@ class HubOAuth2Validator(OAuth2Validator):
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         super().save_bearer_token(token, request, *args, **kwargs)
-        code = getattr(request, "_hub_redeemed_code", None)
+        code = request.code if request.grant_type == "authorization_code" else None
         access_token = getattr(request, "_hub_access_token", None)
         if code and access_token is not None:
             refresh_token = getattr(request, "_hub_refresh_token", None)
