@@ -8,6 +8,7 @@ strategy, whose `authenticate` calls that backend directly. Django's session the
 
 from __future__ import annotations
 
+import secrets
 import threading
 from typing import Any
 from urllib.parse import urlencode
@@ -66,7 +67,7 @@ class MockUpstream(UpstreamMixin, BaseAuth):
     ID_KEY = "email"
 
     def auth_url(self) -> str:
-        state = self.state_token()
+        state = secrets.token_urlsafe(24)
         self.strategy.session_set(f"{self.name}_state", state)
         return reverse("accounts:mock-upstream", args=[self.name]) + "?" + urlencode({"state": state})
 
