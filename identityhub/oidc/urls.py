@@ -8,7 +8,7 @@ from . import views
 app_name = "oauth2_provider"
 
 urlpatterns = [
-    re_path(r"^\.well-known/openid-configuration/?$", dot.ConnectDiscoveryInfoView.as_view(),
+    re_path(r"^\.well-known/openid-configuration/?$", views.DiscoveryView.as_view(),
             name="oidc-connect-discovery-info"),
     path(".well-known/jwks.json", views.JwksView.as_view(), name="jwks-info"),
     path("authorize/", views.HubAuthorizationView.as_view(), name="authorize"),

@@ -7,6 +7,7 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
+import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -20,6 +21,7 @@ from django.views.decorators.cache import never_cache
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import Application
 from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider import views as dot
 from oauth2_provider.views import AuthorizationView
 
 from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with
@@ -149,6 +151,22 @@ class HubAuthorizationView(AuthorizationView):
         redirect_uri = credentials["redirect_uri"]
         separator = "&" if "?" in redirect_uri else "?"
         return self.redirect(f"{redirect_uri}{separator}{urlencode(params)}", application)
+
+
+class DiscoveryView(dot.ConnectDiscoveryInfoView):
+    """DOT's document, narrowed to what the hub really does (RS256 only; the prompts it honours)."""
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        document = json.loads(response.content)
+        document["id_token_signing_alg_values_supported"] = ["RS256"]
+        document["prompt_values_supported"] = ["none", "login", "consent"]
+        document["grant_types_supported"] = ["authorization_code", "refresh_token"]
+        document["response_types_supported"] = ["code"]
+        document["claims_parameter_supported"] = False
+        patched = JsonResponse(document)
+        patched["Access-Control-Allow-Origin"] = "*"
+        return patched
 
 
 @method_decorator(login_not_required, name="dispatch")
