@@ -202,6 +202,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Exactly one beat. Failed syncs are rescheduled through NAS.next_sync_at (backoff), never by Celery
+# retries, so nothing here depends on the Redis visibility timeout.
+CELERY_BEAT_SCHEDULE = {
+    "sync-due": {"task": "synology.tasks.sync_due", "schedule": 60.0, "options": {"expires": 55}},
+    "housekeeping": {"task": "synology.tasks.housekeeping", "schedule": 6 * 3600.0},
+}
 
 # --- auth ---------------------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -97,12 +97,12 @@ class AccountMapping(models.Model):
         ordering = ["nas_id", "email"]
         constraints = [models.UniqueConstraint(fields=["nas", "email"], name="unique_account_mapping")]
 
+    def __str__(self) -> str:
+        return f"{self.nas_id}: {self.email} -> {self.account_name}"
+
     def save(self, *args, **kwargs):
         self.email = self.email.strip().lower()
         super().save(*args, **kwargs)
-
-    def __str__(self) -> str:
-        return f"{self.nas_id}: {self.email} -> {self.account_name}"
 
 
 class SyncRun(models.Model):
@@ -138,3 +138,6 @@ class SyncLock(models.Model):
     nas_id = models.CharField(max_length=64, primary_key=True)
     holder = models.CharField(max_length=64)
     expires = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"lock {self.nas_id} until {self.expires:%H:%M:%S}"

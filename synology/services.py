@@ -54,13 +54,53 @@ def set_account_mappings(nas: NAS, mappings: dict[str, str], *, managed: bool = 
             mapping.managed = managed
             mapping.save(update_fields=["account_name", "managed"])
     AccountMapping.objects.bulk_create(
-        [AccountMapping(nas=nas, email=e, account_name=n, managed=managed) for e, n in wanted.items() if e not in current]
+        [
+            AccountMapping(nas=nas, email=e, account_name=n, managed=managed)
+            for e, n in wanted.items()
+            if e not in current
+        ]
     )
+
+
+QUICK_SYNC_TIMEOUT: tuple[float, float] = (3.0, 3.0)
+QUICK_SYNC_MIN_GAP = timedelta(seconds=30)
 
 
 def quick_sync(nas: NAS) -> bool:
     """One short on-demand sync before refusing a sign-in; True when it ran and succeeded.
 
-    Placeholder until the sync lands (issue 3).
+    Skipped (False) when the NAS is disabled or has no service account, when any sync attempt of
+    this NAS started less than 30 s ago (rate limit shared by every process through the database),
+    or when a sync is already running (lock). Every HTTP call has a 3 s connect/read timeout.
     """
-    return False
+    from django.utils import timezone
+
+    from .sync import sync_nas
+
+    if not nas.enabled or not nas.service_username:
+        return False
+    now = timezone.now()
+    recent = NAS.objects.filter(pk=nas.pk, last_attempt_at__gt=now - QUICK_SYNC_MIN_GAP).exists()
+    if recent:
+        return False
+    result = sync_nas(nas.pk, trigger="sign-in", timeout=QUICK_SYNC_TIMEOUT, lock_wait=0)
+    return result.ok
+
+
+def run_housekeeping() -> dict[str, int]:
+    """Delete what is past retention: expired OAuth tokens, redeemed codes, old SyncRuns and audit events."""
+    from django.conf import settings
+    from django.utils import timezone
+    from oauth2_provider.models import clear_expired
+
+    from identityhub.models import AuditEvent
+    from identityhub.oidc.validator import clear_redeemed_codes
+
+    from .models import SyncRun
+
+    now = timezone.now()
+    clear_expired()
+    codes = clear_redeemed_codes(timedelta(seconds=settings.HUB_REDEEMED_CODE_RETENTION_SECONDS))
+    runs, _ = SyncRun.objects.filter(started__lt=now - timedelta(days=settings.HUB_SYNCRUN_RETENTION_DAYS)).delete()
+    events, _ = AuditEvent.objects.filter(time__lt=now - timedelta(days=settings.HUB_AUDIT_RETENTION_DAYS)).delete()
+    return {"redeemed_codes": codes, "sync_runs": runs, "audit_events": events}

@@ -1,0 +1,154 @@
+"""Cross-process locks with a time-to-live: Redis when REDIS_URL is set, else a database row.
+
+The database flavour is a compare-and-set on ``synology.SyncLock`` (SQLite has no SELECT ... FOR
+UPDATE): take the row when it is missing or expired, release it only while still the holder. Each
+step is one short statement; no transaction is held while the lock is held, so callers may do slow
+work (HTTP calls) under the lock.
+
+    lock = sync_lock("ds923", ttl=900)
+    if lock.acquire(wait=0):
+        try: ...
+        finally: lock.release()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import uuid
+from datetime import timedelta
+from functools import cache
+from types import TracebackType
+from typing import Protocol
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+
+class LockBusy(Exception):
+    """The lock is held by someone else."""
+
+
+class Lock(Protocol):
+    key: str
+
+    def acquire(self, wait: float = 0.0) -> bool: ...
+    def release(self) -> None: ...
+    def extend(self) -> bool: ...
+
+
+class _LockBase:
+    key: str
+    ttl: float
+
+    def acquire(self, wait: float = 0.0) -> bool:
+        deadline = time.monotonic() + wait
+        while True:
+            if self._try_acquire():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _try_acquire(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def release(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def extend(self) -> bool:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __enter__(self):
+        if not self.acquire():
+            raise LockBusy(self.key)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+class DatabaseLock(_LockBase):
+    """A SyncLock row: (key, holder token, expiry)."""
+
+    def __init__(self, key: str, ttl: float) -> None:
+        self.key = key[:64]
+        self.ttl = ttl
+        self.token = uuid.uuid4().hex
+
+    def _try_acquire(self) -> bool:
+        from synology.models import SyncLock
+
+        now = timezone.now()
+        expires = now + timedelta(seconds=self.ttl)
+        # Take over an expired row (compare-and-set on the expiry) ...
+        if SyncLock.objects.filter(nas_id=self.key, expires__lt=now).update(holder=self.token, expires=expires):
+            return True
+        # ... or create the row; the primary key makes exactly one creator win.
+        try:
+            with transaction.atomic():
+                SyncLock.objects.create(nas_id=self.key, holder=self.token, expires=expires)
+        except IntegrityError:
+            return False
+        return True
+
+    def extend(self) -> bool:
+        from synology.models import SyncLock
+
+        expires = timezone.now() + timedelta(seconds=self.ttl)
+        return bool(SyncLock.objects.filter(nas_id=self.key, holder=self.token).update(expires=expires))
+
+    def release(self) -> None:
+        from synology.models import SyncLock
+
+        SyncLock.objects.filter(nas_id=self.key, holder=self.token).delete()
+
+
+@cache
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+class RedisLock(_LockBase):
+    """``redis-py``'s Lock (SET NX PX with a token; release and extend check the token)."""
+
+    def __init__(self, key: str, ttl: float, url: str) -> None:
+        self.key = key
+        self.ttl = ttl
+        self._lock = _redis(url).lock(f"identityhub:lock:{key}", timeout=ttl, blocking=False)
+
+    def _try_acquire(self) -> bool:
+        return bool(self._lock.acquire(blocking=False))
+
+    def extend(self) -> bool:
+        from redis.exceptions import LockError
+
+        try:
+            return bool(self._lock.reacquire())
+        except LockError:
+            return False
+
+    def release(self) -> None:
+        from redis.exceptions import LockError
+
+        with contextlib.suppress(LockError):  # expired or taken over meanwhile: nothing of ours to release
+            self._lock.release()
+
+
+def named_lock(key: str, ttl: float) -> DatabaseLock | RedisLock:
+    """A lock on `key` (at most 64 characters for the database flavour)."""
+    if settings.REDIS_URL:
+        return RedisLock(key, ttl, settings.REDIS_URL)
+    return DatabaseLock(key, ttl)
+
+
+def sync_lock(nas_id: str, ttl: float = 900.0) -> DatabaseLock | RedisLock:
+    """The one-sync-per-NAS lock."""
+    if settings.REDIS_URL:
+        return RedisLock(f"sync:{nas_id}", ttl, settings.REDIS_URL)
+    return DatabaseLock(nas_id, ttl)

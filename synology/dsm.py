@@ -1,0 +1,449 @@
+"""A small, typed client for the parts of the Synology DSM Web API the user sync needs.
+
+Facts it honours (../shared/reference/dsm-webapi.md): discovery through SYNO.API.Info first (paths
+and versions as the NAS reports them: DSM 6.2 has Auth on auth.cgi up to v6, DSM 7 on entry.cgi);
+login with a named session and ``enable_syno_token=yes``, the token sent as ``X-SYNO-TOKEN``; form
+POSTs so the password never lands in a URL; the ``success`` flag checked on every answer; paged
+``SYNO.Core.User list``; one re-login on 106/119; logout always, also after errors.
+
+Usage::
+
+    with DSMClient(base_url, username, password, verify=nas.tls_verify) as dsm:
+        users = dsm.list_users()
+
+Every failure is a :class:`DSMError` subclass with a message fit for an operator; messages never
+contain the password.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import requests
+
+log = logging.getLogger(__name__)
+
+AUTH_API = "SYNO.API.Auth"
+USER_API = "SYNO.Core.User"
+DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every call
+DEFAULT_PAGE_SIZE = 1000
+DEFAULT_SESSION = "IdentityHub"
+
+Timeout = float | tuple[float, float]
+Progress = Callable[[str], None]
+
+
+# --- errors -----------------------------------------------------------------------------------
+class DSMError(Exception):
+    """Base class; ``str(error)`` is a readable, secret-free sentence."""
+
+    outcome = "error"
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class DSMUnreachable(DSMError):
+    """The NAS did not answer: connection refused, timeout, DNS, TLS (often: it is asleep)."""
+
+    outcome = "unreachable"
+
+
+class DSMBadResponse(DSMError):
+    """The NAS answered something that is not the documented API (non-200, non-JSON, missing keys)."""
+
+
+class DSMAuthError(DSMError):
+    """The service account cannot sign in or lacks a permission. Retrying does not help."""
+
+    outcome = "auth_failed"
+
+
+class DSMApiError(DSMError):
+    """DSM answered ``success: false`` with a code not covered by a more specific class."""
+
+
+class DSMSessionExpired(DSMApiError):
+    """106 / 119: the session is gone; the client logs in again once."""
+
+
+COMMON_ERRORS = {
+    100: "unknown error",
+    101: "missing API, method or version",
+    102: "the API does not exist",
+    103: "the method does not exist",
+    104: "this API version is not supported",
+    105: "no permission",
+    106: "session timeout",
+    107: "duplicate login",
+    114: "missing parameters",
+    117: "internal error",
+    119: "invalid session",
+    120: "invalid parameter",
+    150: "source IP changed",
+    160: "insufficient application privilege",
+}
+
+
+def _auth_error(code: int, username: str) -> DSMError:
+    account = f"service account {username!r}"
+    messages = {
+        400: f"wrong account or password for the {account}",
+        401: f"the {account} is disabled on the NAS",
+        402: f"permission denied for the {account}",
+        403: f"the {account} requires a 2-step verification code; use a service account without 2FA",
+        404: f"the {account} requires a 2-step verification code; use a service account without 2FA",
+        406: f"the {account} must set up 2-step verification; use a service account without 2FA",
+        407: "the NAS blocked this hub's IP address (too many failed logins); unblock it in DSM "
+        "(Control Panel > Security > Protection) and check the service account's password",
+        408: f"the password of the {account} has expired",
+        409: f"the password of the {account} has expired",
+        410: f"the password of the {account} must be changed",
+        411: f"the {account} is locked on the NAS",
+        105: f"the {account} is not an administrator (listing users needs the administrators group)",
+    }
+    if code in messages:
+        return DSMAuthError(f"{messages[code]} (DSM error {code})", code=code)
+    return _api_error(code, "login")
+
+
+def _api_error(code: int, what: str) -> DSMError:
+    text = COMMON_ERRORS.get(code, "error")
+    cls = DSMSessionExpired if code in (106, 119) else DSMApiError
+    return cls(f"DSM answered error {code} ({text}) to {what}", code=code)
+
+
+# --- data -------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class DSMUser:
+    """One local account exactly as ``SYNO.Core.User list`` reports it."""
+
+    name: str
+    email: str = ""
+    description: str = ""
+    expired: bool = False
+    uid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiInfo:
+    path: str
+    min_version: int
+    max_version: int
+
+
+def parse_user(raw: Any) -> DSMUser:
+    """Validate one entry of ``data.users``; raise DSMBadResponse when it is not the documented shape."""
+    if not isinstance(raw, dict):
+        raise DSMBadResponse("malformed user list: an entry is not an object")
+    name = raw.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise DSMBadResponse("malformed user list: an entry has no name")
+    email = raw.get("email") or ""
+    description = raw.get("description") or ""
+    expired = raw.get("expired", "normal")
+    if not isinstance(email, str) or not isinstance(description, str):
+        raise DSMBadResponse(f"malformed user list: bad email or description for {name!r}")
+    if isinstance(expired, bool):
+        is_expired = expired
+    elif isinstance(expired, str):
+        is_expired = expired.strip().lower() not in ("normal", "", "false")
+    else:
+        raise DSMBadResponse(f"malformed user list: bad 'expired' for {name!r}")
+    uid = raw.get("uid")
+    if isinstance(uid, bool) or not isinstance(uid, int | None):
+        uid = int(uid) if isinstance(uid, str) and uid.isdigit() else None
+    return DSMUser(name=name, email=email.strip(), description=description, expired=is_expired, uid=uid)
+
+
+# --- client -----------------------------------------------------------------------------------
+class DSMClient:
+    """One signed-in conversation with a NAS. Use as a context manager: it always logs out."""
+
+    def __init__(
+        self,
+        base_url: str,
+        username: str,
+        password: str,
+        *,
+        verify: bool | str = True,
+        timeout: Timeout = DEFAULT_TIMEOUT,
+        page_size: int = DEFAULT_PAGE_SIZE,
+        session_name: str = DEFAULT_SESSION,
+        progress: Progress | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.username = username
+        self._password = password
+        self.timeout = timeout
+        self.page_size = page_size
+        self.session_name = session_name
+        self.progress = progress or (lambda message: None)
+        self.http = requests.Session()
+        self.http.verify = verify
+        self.http.headers["User-Agent"] = "IdentityHub-sync/1"
+        self.apis: dict[str, ApiInfo] = {}
+        self._sid: str | None = None
+        self._token: str | None = None
+        self._relogged = False
+
+    def __repr__(self) -> str:  # never the password
+        return f"DSMClient({self.base_url!r}, {self.username!r})"
+
+    # context manager
+    def __enter__(self) -> DSMClient:
+        try:
+            self.discover()
+            self.login()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Log out when signed in (errors swallowed and logged), then close the HTTP session."""
+        try:
+            if self._sid:
+                self.logout()
+        finally:
+            self.http.close()
+
+    # low level
+    def _request(self, path: str, params: dict[str, Any], *, what: str, method: str = "POST") -> dict[str, Any]:
+        """Send one call, return the decoded JSON object (success flag not yet checked)."""
+        url = f"{self.base_url}/webapi/{path}"
+        headers = {"X-SYNO-TOKEN": self._token} if self._token else {}
+        try:
+            if method == "GET":
+                response = self.http.get(url, params=params, headers=headers, timeout=self.timeout)
+            else:
+                response = self.http.post(url, data=params, headers=headers, timeout=self.timeout)
+        except requests.exceptions.SSLError:
+            raise DSMUnreachable(
+                f"TLS handshake with {self.base_url} failed (certificate not trusted? set verify_tls to a CA "
+                "bundle path, or false)"
+            ) from None
+        except requests.exceptions.Timeout as error:
+            kind = "connecting" if isinstance(error, requests.exceptions.ConnectTimeout) else "waiting for an answer"
+            raise DSMUnreachable(f"{self.base_url} timed out while {kind} ({what})") from None
+        except requests.exceptions.ConnectionError as error:
+            raise DSMUnreachable(f"cannot connect to {self.base_url}: {_connection_reason(error)}") from None
+        except requests.exceptions.RequestException as error:
+            raise DSMUnreachable(f"request to {self.base_url} failed: {type(error).__name__}") from None
+        if response.status_code != 200:
+            raise DSMBadResponse(f"{what}: HTTP {response.status_code} from {self.base_url}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise DSMBadResponse(f"{what}: the answer is not JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
+            raise DSMBadResponse(f"{what}: the answer has no 'success' flag")
+        return body
+
+    @staticmethod
+    def _error_code(body: dict[str, Any], what: str) -> int:
+        error = body.get("error")
+        code = error.get("code") if isinstance(error, dict) else None
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise DSMBadResponse(f"{what} failed without an error code")
+        return code
+
+    @staticmethod
+    def _data(body: dict[str, Any], what: str) -> dict[str, Any]:
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise DSMBadResponse(f"{what}: the answer has no 'data' object")
+        return data
+
+    # API
+    def discover(self) -> dict[str, ApiInfo]:
+        """SYNO.API.Info: where Auth and Core.User live and which versions they speak."""
+        what = "API discovery (SYNO.API.Info)"
+        self.progress("discovering APIs")
+        body = self._request(
+            "query.cgi",
+            {"api": "SYNO.API.Info", "version": "1", "method": "query", "query": f"{AUTH_API},{USER_API}"},
+            what=what,
+            method="GET",
+        )
+        if not body["success"]:
+            raise _api_error(self._error_code(body, what), what)
+        data = self._data(body, what)
+        apis: dict[str, ApiInfo] = {}
+        for name in (AUTH_API, USER_API):
+            info = data.get(name)
+            if not isinstance(info, dict):
+                raise DSMBadResponse(f"{what}: the NAS does not offer {name}")
+            path, lo, hi = info.get("path"), info.get("minVersion"), info.get("maxVersion")
+            if not isinstance(path, str) or not path or "/" in path or ".." in path:
+                raise DSMBadResponse(f"{what}: bad path for {name}")
+            if not isinstance(lo, int) or not isinstance(hi, int) or lo > hi:
+                raise DSMBadResponse(f"{what}: bad versions for {name}")
+            apis[name] = ApiInfo(path, lo, hi)
+        if apis[AUTH_API].max_version < 3:
+            raise DSMBadResponse("this DSM is too old: SYNO.API.Auth v3 or later is needed")
+        if not apis[USER_API].min_version <= 1 <= apis[USER_API].max_version:
+            raise DSMBadResponse(f"{what}: SYNO.Core.User v1 is not offered")
+        self.apis = apis
+        return apis
+
+    def _auth_version(self) -> int:
+        return min(self.apis[AUTH_API].max_version, 7)
+
+    def login(self) -> None:
+        """Sign in with a named session; keep the sid and the SynoToken."""
+        if not self.apis:
+            self.discover()
+        what = "login (SYNO.API.Auth)"
+        self.progress(f"logging in as {self.username}")
+        body = self._request(
+            self.apis[AUTH_API].path,
+            {
+                "api": AUTH_API,
+                "version": str(self._auth_version()),
+                "method": "login",
+                "account": self.username,
+                "passwd": self._password,
+                "session": self.session_name,
+                "format": "sid",
+                "enable_syno_token": "yes",
+            },
+            what=what,
+        )
+        if not body["success"]:
+            raise _auth_error(self._error_code(body, what), self.username)
+        data = self._data(body, what)
+        sid = data.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise DSMBadResponse(f"{what}: no session id in the answer")
+        self._sid = sid
+        token = data.get("synotoken")
+        # Without CSRF protection DSM may answer a placeholder such as "--------": send nothing then.
+        self._token = token if isinstance(token, str) and token.strip("-") else None
+
+    def logout(self) -> None:
+        """End the session; never raises (a failed logout is logged, the session expires on its own)."""
+        sid, self._sid = self._sid, None
+        if not sid or AUTH_API not in self.apis:
+            return
+        try:
+            body = self._request(
+                self.apis[AUTH_API].path,
+                {
+                    "api": AUTH_API,
+                    "version": str(self._auth_version()),
+                    "method": "logout",
+                    "session": self.session_name,
+                    "_sid": sid,
+                },
+                what="logout",
+            )
+            if not body["success"]:
+                log.warning("DSM logout on %s answered error %s", self.base_url, body.get("error"))
+        except DSMError as error:
+            log.warning("DSM logout on %s failed: %s", self.base_url, error)
+        finally:
+            self._token = None
+
+    def call(self, api: str, method: str, version: int, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One authenticated call; logs in again once on 106/119. Returns ``data``."""
+        what = f"{api} {method}"
+        for attempt in (1, 2):
+            if not self._sid:
+                raise DSMError(f"{what}: not logged in")
+            form = {"api": api, "version": str(version), "method": method, "_sid": self._sid, **(params or {})}
+            body = self._request(self.apis[api].path, form, what=what)
+            if body["success"]:
+                return self._data(body, what)
+            code = self._error_code(body, what)
+            if code in (106, 119) and attempt == 1 and not self._relogged:
+                self._relogged = True
+                self.progress("session expired; logging in again")
+                self._sid = None  # the old session is gone: no logout for it
+                self._token = None
+                self.login()
+                continue
+            if code == 105:
+                raise _auth_error(105, self.username)
+            raise _api_error(code, what)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def list_users(self) -> list[DSMUser]:
+        """Every local account, page by page. Raises on any fault: a partial list is never returned."""
+        users: list[DSMUser] = []
+        seen: set[str] = set()
+        offset = 0
+        total: int | None = None
+        while total is None or offset < total:
+            data = self.call(
+                USER_API,
+                "list",
+                1,
+                {
+                    "type": "local",
+                    "offset": str(offset),
+                    "limit": str(self.page_size),
+                    "additional": json.dumps(["email", "description", "expired"]),
+                },
+            )
+            page, page_total = data.get("users"), data.get("total")
+            if not isinstance(page, list) or isinstance(page_total, bool) or not isinstance(page_total, int):
+                raise DSMBadResponse("malformed user list: 'users' or 'total' missing")
+            if total is not None and page_total != total:
+                raise DSMBadResponse("the user list changed while it was being read; the next sync will retry")
+            total = page_total
+            if not page and offset < total:
+                raise DSMBadResponse(f"short user list: {offset} of {total} users, then an empty page")
+            for raw in page:
+                user = parse_user(raw)
+                if user.name in seen:
+                    raise DSMBadResponse(f"malformed user list: {user.name!r} is listed twice")
+                seen.add(user.name)
+                users.append(user)
+            offset += len(page)
+            self.progress(f"listed {min(offset, total)}/{total} users")
+        if len(users) != total:
+            raise DSMBadResponse(f"user list has {len(users)} entries but DSM announced {total}")
+        return users
+
+
+def _connection_reason(error: BaseException) -> str:
+    """A short reason from a requests ConnectionError chain (refused, no route, DNS, ...)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, socket.gaierror):
+            return "host name not found"
+        if isinstance(current, TimeoutError | socket.timeout):
+            return "timed out"
+        if isinstance(current, OSError) and current.errno is not None and current.strerror:
+            return current.strerror.lower()
+        nxt = current.__cause__ or current.__context__
+        if nxt is None and current.args and isinstance(current.args[-1], BaseException):
+            nxt = current.args[-1]
+        current = nxt
+    text = str(error)
+    if "Connection refused" in text:
+        return "connection refused"
+    if "Name or service not known" in text or "getaddrinfo" in text:
+        return "host name not found"
+    return "connection failed"

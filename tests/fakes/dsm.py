@@ -1,0 +1,335 @@
+"""A real HTTP fake of the DSM Web API parts the user sync uses (127.0.0.1, random port).
+
+Speaks SYNO.API.Info / SYNO.API.Auth (login, logout) / SYNO.Core.User list as documented in
+../shared/reference/dsm-webapi.md, in DSM 7 mode (Auth on entry.cgi up to v7) or DSM 6.2 mode
+(Auth on auth.cgi up to v6; entry.cgi answers 102 for Auth). Optional CSRF mode requires the
+SynoToken in the X-SYNO-TOKEN header. Accounts can need 2FA (403), be non-admins (105), disabled
+(401) or locked (411).
+
+Fault switches (`fake.fault(...)`): connection refused (`fake.stop()`), slow answers (timeouts),
+HTTP 500, non-JSON, a missing `data`, `success: false` without a code, an error code, failure on
+page N of the listing, an expired session (119 once). Open sessions are tracked: `fake.sessions`.
+
+    with FakeDSM(mode="dsm7") as fake:
+        fake.add_user("mael.valais", email="Mael@Example.com")
+        fake.url  # http://127.0.0.1:PORT
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+
+@dataclass
+class ServiceAccount:
+    password: str
+    admin: bool = True
+    otp: bool = False
+    disabled: bool = False
+    locked: bool = False
+
+
+@dataclass
+class Fault:
+    kind: str  # http500 | nonjson | no_data | no_code | code | sleep | expire_session | malformed
+    api: str | None = None  # None: any API
+    method: str | None = None
+    page: int | None = None  # list calls only: 0-based page index (offset // limit)
+    times: int | None = None  # None: every time
+    code: int = 117
+    seconds: float = 0.0
+
+
+@dataclass
+class Session:
+    sid: str
+    account: str
+    name: str
+    token: str
+
+
+@dataclass
+class RequestLog:
+    http_method: str
+    path: str
+    query: str
+    params: dict[str, str]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeDSM:
+    def __init__(self, mode: str = "dsm7", *, csrf: bool = True, include_uid: bool = False) -> None:
+        assert mode in ("dsm7", "dsm6")
+        self.mode = mode
+        self.csrf = csrf
+        self.include_uid = include_uid
+        self.accounts: dict[str, ServiceAccount] = {"hub-sync": ServiceAccount("s3cret-Pa55word!")}
+        self.users: list[dict[str, Any]] = []
+        self.faults: list[Fault] = []
+        self.sessions: dict[str, Session] = {}
+        self.requests: list[RequestLog] = []
+        self.logins = 0
+        self.logouts = 0
+        self.max_page: int | None = None  # cap `limit` like a real server might
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # lifecycle
+    def start(self) -> FakeDSM:
+        fake = self
+
+        class Handler(_Handler):
+            dsm = fake
+
+        self._wake.clear()
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self._server.daemon_threads = True
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Close the listening socket: later connections are refused."""
+        self._wake.set()
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeDSM:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # data
+    def add_user(self, name: str, email: str = "", description: str = "", expired: bool = False, uid: int = 0) -> None:
+        with self._lock:
+            self.users.append({
+                "name": name, "email": email, "description": description,
+                "expired": "now" if expired else "normal", "uid": uid or 1026 + len(self.users),
+            })
+
+    def set_users(self, users: list[dict[str, Any]]) -> None:
+        with self._lock:
+            self.users = [dict(u) for u in users]
+
+    def fault(self, kind: str, **kwargs: Any) -> Fault:
+        f = Fault(kind, **kwargs)
+        self.faults.append(f)
+        return f
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    @property
+    def open_sessions(self) -> list[Session]:
+        return list(self.sessions.values())
+
+    # internals
+    def _take_fault(self, api: str, method: str, page: int | None) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.api not in (None, api) or f.method not in (None, method):
+                    continue
+                if f.page is not None and f.page != page:
+                    continue
+                if f.times is not None:
+                    if f.times <= 0:
+                        continue
+                    f.times -= 1
+                return f
+        return None
+
+
+def _ok(data: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"success": True, "data": data} if data is not None else {"success": True}
+
+
+def _err(code: int, **extra: Any) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, **extra}}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    dsm: FakeDSM
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        self._handle(parse_qs(urlsplit(self.path).query))
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode()
+        params = parse_qs(urlsplit(self.path).query)
+        params.update(parse_qs(body))
+        self._handle(params)
+
+    def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _json(self, payload: dict[str, Any]) -> None:
+        self._send(200, json.dumps(payload).encode())
+
+    def _handle(self, raw: dict[str, list[str]]) -> None:
+        dsm = self.dsm
+        params = {k: v[-1] for k, v in raw.items()}
+        split = urlsplit(self.path)
+        dsm.requests.append(RequestLog(self.command, split.path, split.query, params, dict(self.headers)))
+        api, method = params.get("api", ""), params.get("method", "")
+        page = None
+        if api == "SYNO.Core.User" and method == "list":
+            limit = int(params.get("limit", "-1"))
+            page = int(params.get("offset", "0")) // limit if limit > 0 else 0
+        fault = dsm._take_fault(api, method, page)
+        if fault is not None:
+            if fault.kind == "sleep":
+                dsm._wake.wait(fault.seconds)
+            elif fault.kind == "http500":
+                return self._send(500, b"<html>Internal Server Error</html>", "text/html")
+            elif fault.kind == "nonjson":
+                return self._send(200, b"<html>Welcome to DSM</html>", "text/html")
+            elif fault.kind == "no_data":
+                return self._json({"success": True})
+            elif fault.kind == "no_code":
+                return self._json({"success": False})
+            elif fault.kind == "code":
+                return self._json(_err(fault.code))
+            elif fault.kind == "malformed":
+                return self._json(_ok({"total": 3, "offset": 0, "users": [{"email": "x@example.com"}]}))
+            elif fault.kind == "expire_session":
+                with dsm._lock:
+                    dsm.sessions.clear()  # DSM dropped every session (e.g. restart)
+                return self._json(_err(119))
+        path = split.path
+        if path == "/webapi/query.cgi" and api == "SYNO.API.Info":
+            return self._json(_ok(self._info(params.get("query", "ALL"))))
+        if api == "SYNO.API.Auth":
+            expected = "/webapi/entry.cgi" if dsm.mode == "dsm7" else "/webapi/auth.cgi"
+            if path != expected:
+                return self._json(_err(102))
+            version = int(params.get("version", "0"))
+            if version > (7 if dsm.mode == "dsm7" else 6) or version < 1:
+                return self._json(_err(104))
+            if method == "login":
+                return self._json(self._login(params))
+            if method == "logout":
+                return self._json(self._logout(params))
+            return self._json(_err(103))
+        if api == "SYNO.Core.User" and path == "/webapi/entry.cgi":
+            session = self._session(params)
+            if session is None:
+                return self._json(_err(119))
+            if method != "list":
+                return self._json(_err(103))
+            if not dsm.accounts[session.account].admin:
+                return self._json(_err(105))
+            return self._json(self._list(params))
+        return self._json(_err(102))
+
+    def _info(self, query: str) -> dict[str, Any]:
+        auth = (
+            {"path": "entry.cgi", "minVersion": 1, "maxVersion": 7, "requestFormat": "JSON"}
+            if self.dsm.mode == "dsm7"
+            else {"path": "auth.cgi", "minVersion": 1, "maxVersion": 6}
+        )
+        apis = {
+            "SYNO.API.Info": {"path": "query.cgi", "minVersion": 1, "maxVersion": 1},
+            "SYNO.API.Auth": auth,
+            "SYNO.Core.User": {"path": "entry.cgi", "minVersion": 1, "maxVersion": 1},
+        }
+        if query == "ALL":
+            return apis
+        return {name: apis[name] for name in query.split(",") if name in apis}
+
+    def _login(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        account = dsm.accounts.get(params.get("account", ""))
+        if account is None or account.password != params.get("passwd"):
+            return _err(400)
+        if account.disabled:
+            return _err(401)
+        if account.locked:
+            return _err(411)
+        if account.otp and not params.get("otp_code"):
+            return _err(403, errors={"types": [{"type": "otp"}], "token": "x"})
+        sid = secrets.token_urlsafe(16)
+        token = secrets.token_urlsafe(8) if params.get("enable_syno_token") == "yes" else "--------"
+        with dsm._lock:
+            dsm.sessions[sid] = Session(sid, params["account"], params.get("session", ""), token)
+            dsm.logins += 1
+        data: dict[str, Any] = {"sid": sid, "synotoken": token}
+        if dsm.mode == "dsm7":
+            data.update({"account": params["account"], "device_id": "", "is_portal_port": False, "ik_message": ""})
+        return _ok(data)
+
+    def _session(self, params: dict[str, str]) -> Session | None:
+        sid = params.get("_sid") or _cookie(self.headers.get("Cookie", ""), "id")
+        session = self.dsm.sessions.get(sid or "")
+        if session is None:
+            return None
+        if self.dsm.csrf:
+            token = self.headers.get("X-SYNO-TOKEN") or params.get("SynoToken")
+            if token != session.token:
+                return None
+        return session
+
+    def _logout(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        with dsm._lock:
+            session = dsm.sessions.pop(params.get("_sid", ""), None)
+            dsm.logouts += 1
+        return _ok() if session is not None else _err(119)
+
+    def _list(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        if params.get("type", "local") != "local":
+            return _err(120)
+        offset, limit = int(params.get("offset", "0")), int(params.get("limit", "-1"))
+        if dsm.max_page and (limit < 0 or limit > dsm.max_page):
+            limit = dsm.max_page
+        additional = json.loads(params.get("additional", "[]") or "[]")
+        with dsm._lock:
+            users = list(dsm.users)
+        chunk = users[offset:] if limit < 0 else users[offset : offset + limit]
+        out = []
+        for user in chunk:
+            item: dict[str, Any] = {"name": user["name"]}
+            for key in additional:
+                if key in user:
+                    item[key] = user[key]
+            if dsm.include_uid:
+                item["uid"] = user.get("uid")
+            out.append(item)
+        return _ok({"offset": offset, "total": len(users), "users": out})
+
+
+def _cookie(header: str, name: str) -> str | None:
+    for part in header.split(";"):
+        key, _, value = part.strip().partition("=")
+        if key == name:
+            return value
+    return None
