@@ -131,6 +131,8 @@ INSTALLED_APPS = [
     "accounts",
     "synology",
 ]
+if DEBUG:
+    INSTALLED_APPS.append("identityhub.demo")  # the demo relying party of `make run`
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

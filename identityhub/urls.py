@@ -16,5 +16,7 @@ hub_patterns = [
     path("healthz", views.healthz, name="healthz"),
     path("", views.home, name="home"),
 ]
+if settings.DEBUG:
+    hub_patterns.append(path("demo/", include("identityhub.demo.urls")))
 
 urlpatterns = [path(f"{settings.HUB_URL_PREFIX}/", include(hub_patterns))] if settings.HUB_URL_PREFIX else hub_patterns
