@@ -94,11 +94,8 @@ def _execute(plan: Plan, step: list) -> None:
         step[0] = change
         h: HouseholdWant = change.want
         household = accounts_services.declare_household(h.id, h.name, managed=True)
-        accounts_services.set_members(
-            household,
-            [accounts_services.MemberSpec(email, desired.person_name(email), role) for email, role in h.members.items()],
-            managed=True,
-        )
+        specs = [accounts_services.MemberSpec(e, desired.person_name(e), role) for e, role in h.members.items()]
+        accounts_services.set_members(household, specs, managed=True)
     for change in plan.of("nas"):
         if change.action == "-":
             continue

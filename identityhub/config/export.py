@@ -17,6 +17,7 @@ from oauth2_provider.models import Application
 from accounts.models import Household, Membership, Upstream
 from synology.models import NAS, AccountMapping
 
+from .load import STR_TAG
 from .schema import format_duration
 
 
@@ -36,7 +37,7 @@ class _Quoted(str):
     """A string always written in double quotes (claim constants: `"1e5"` must not read back as a number)."""
 
 
-_Dumper.add_representer(_Quoted, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:str", value, style='"'))
+_Dumper.add_representer(_Quoted, lambda dumper, value: dumper.represent_scalar(STR_TAG, value, style='"'))
 
 
 def _esc(value: str) -> str:

@@ -373,10 +373,9 @@ def _data_path(loc: tuple, data: Any) -> PathKey:
     path: list[str | int] = []
     current = data
     for part in loc:
-        if isinstance(current, dict) and isinstance(part, str) and part in current:
-            current = current[part]
-            path.append(part)
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        in_dict = isinstance(current, dict) and isinstance(part, str) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
             current = current[part]
             path.append(part)
         elif isinstance(current, dict) and isinstance(part, str):

@@ -314,10 +314,9 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
         b.object("nas", w.id, w, n is not None, bool(n and n.managed), fields)
 
     # clients
-    applications = {
-        a.client_id: a
-        for a in Application.objects.select_related("profile").filter(client_id__in=[c.client_id for c in desired.clients])
-    }
+    declared_ids = [c.client_id for c in desired.clients]
+    found = Application.objects.select_related("profile").filter(client_id__in=declared_ids)
+    applications = {a.client_id: a for a in found}
     for w in desired.clients:
         a = applications.get(w.client_id)
         profile = getattr(a, "profile", None) if a is not None else None
