@@ -5,3 +5,8 @@ from django.core.wsgi import get_wsgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identityhub.settings")
 
 application = get_wsgi_application()
+
+# HUB_CONFIG + HUB_APPLY_ON_START=1: apply the config file before serving (one process at a time).
+from identityhub.config.startup import apply_on_start  # noqa: E402
+
+apply_on_start()
