@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from django.db.models import Exists, OuterRef, Subquery
 from oauth2_provider.models import Application
 
 from accounts.models import Membership
+from synology.selectors import dsm_username_for, linked_account_names
+
+from .models import ClientProfile
 
 
 @dataclass(frozen=True)
@@ -33,41 +37,45 @@ class AccessDecision:
         return self.refusal is None
 
 
-def allowed_household_ids(application: Application) -> set[str]:
-    profile = getattr(application, "profile", None)
-    if profile is None:
-        return set()
-    ids = {household.pk for household in profile.households.all()}
-    if not ids and profile.nas_id:
-        ids = {profile.nas.household_id}
-    return ids
-
-
 def check_access(user, application: Application, *, allow_quick_sync: bool = False) -> AccessDecision:
-    """Decide whether `user` may sign in to `application`, and find their NAS account name."""
-    from synology.selectors import dsm_username_for
+    """Decide whether `user` may sign in to `application`, and find their NAS account name.
 
+    One query: the person's memberships, each marked allowed or not for this client, with their
+    account name on the client's NAS alongside (the application arrives with profile and NAS).
+    """
     if user is None or not user.is_active:
         return AccessDecision(Refusal("inactive", "This account is disabled.", "Ask your household admin."))
+    label = application.name or application.client_id
     try:
         profile = application.profile
     except Application.profile.RelatedObjectDoesNotExist:
-        return AccessDecision(
-            Refusal("client_unconfigured", f"{application.name or application.client_id} is not set up for sign-in.",
-                    "Ask your household admin to give this app its households.")
-        )
-    allowed = allowed_household_ids(application)
-    roles = dict(Membership.objects.filter(user=user).values_list("household_id", "role"))
-    decision = AccessDecision(household_roles=roles, nas_id=profile.nas_id or "")
-    if not allowed & roles.keys():
+        return AccessDecision(Refusal("client_unconfigured", f"{label} is not set up for sign-in.",
+                                      "Ask your household admin to give this app its households."))
+
+    client_households = ClientProfile.households.through.objects.filter(clientprofile_id=profile.pk)
+    rows = Membership.objects.filter(user=user).annotate(
+        listed=Exists(client_households.filter(household_id=OuterRef("household_id"))),
+        any_listed=Exists(client_households),
+    )
+    if profile.nas_id:
+        rows = rows.annotate(dsm_username=Subquery(linked_account_names(profile.nas_id, user.pk)[:1]))
+    rows = list(rows.values_list("household_id", "role", "listed", "any_listed",
+                                 *(["dsm_username"] if profile.nas_id else [])))
+
+    decision = AccessDecision(household_roles={row[0]: row[1] for row in rows}, nas_id=profile.nas_id or "")
+    nas_household = profile.nas.household_id if profile.nas_id else None
+    allowed = any(row[2] or (not row[3] and row[0] == nas_household) for row in rows)
+    if not allowed:
         decision.refusal = Refusal(
             "not_in_household",
-            f"{user.email} is not a member of a household that may use {application.name or application.client_id}.",
+            f"{user.email} is not a member of a household that may use {label}.",
             "Ask your household admin to add you.",
         )
         return decision
     if profile.nas_id:
-        username = dsm_username_for(profile.nas, user, allow_quick_sync=allow_quick_sync)
+        username = rows[0][4]
+        if username is None and allow_quick_sync:
+            username = dsm_username_for(profile.nas, user, allow_quick_sync=True)
         if username is None:
             decision.refusal = Refusal(
                 "no_nas_account",

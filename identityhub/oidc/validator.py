@@ -20,9 +20,10 @@ import logging
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
 
+from django.db import connection
 from django.utils import timezone
 from jwcrypto import jwt
-from oauth2_provider.models import AccessToken, Grant, RefreshToken
+from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
 from identityhub.audit import record_event
@@ -44,6 +45,24 @@ def _digest(value: str) -> str:
 
 class HubOAuth2Validator(OAuth2Validator):
     oidc_claim_scope = {**OAuth2Validator.oidc_claim_scope, **CLAIM_SCOPES}
+
+    # --- clients: one query per request, profile and NAS included -------------------------------
+    def _load_application(self, client_id, request):
+        if request.client is not None and getattr(request.client, "client_id", None) == client_id:
+            return request.client
+        http_request = current_http_request.get()
+        cache = getattr(http_request, "_hub_clients", None) if http_request is not None else None
+        if cache is not None and client_id in cache:
+            request.client = cache[client_id]
+            return request.client
+        try:
+            client = Application.objects.select_related("profile__nas").filter(client_id=client_id).first()
+        except ValueError:  # e.g. a NUL byte in client_id (PostgreSQL)
+            client = None
+        request.client = client
+        if cache is not None:
+            cache[client_id] = client
+        return client
 
     # --- authorization endpoint -----------------------------------------------------------
     def validate_silent_login(self, request) -> bool:
@@ -132,9 +151,29 @@ class HubOAuth2Validator(OAuth2Validator):
 
     # --- token issuance -------------------------------------------------------------------------
     def _create_access_token(self, expires, request, token, source_refresh_token=None):
-        access_token = super()._create_access_token(expires, request, token, source_refresh_token)
+        # DOT re-parses and re-verifies the ID token it just signed to find its row; the row is
+        # already on the request (finalize_id_token), so use it.
+        access_token = AccessToken(
+            user=request.user,
+            scope=token["scope"],
+            expires=expires,
+            id_token=getattr(request, "id_token", None) if token.get("id_token") else None,
+            application=request.client,
+            source_refresh_token=source_refresh_token,
+            resource=getattr(request, "resource", []),
+        )
+        self._set_token_value(access_token, token["access_token"])
+        access_token.save()
         request._hub_access_token = access_token
         return access_token
+
+    def _check_and_set_request_resource(self, request):
+        if request.grant_type == "authorization_code" and not getattr(request, "resource", None):
+            grant = self._grant(request, request.code)  # already loaded: no second query
+            request.resource = list(grant.resource or []) if grant else []
+            self._validate_resource_uris(request, request.resource)
+            return
+        super()._check_and_set_request_resource(request)
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)
@@ -142,7 +181,10 @@ class HubOAuth2Validator(OAuth2Validator):
         return refresh_token
 
     def save_bearer_token(self, token, request, *args, **kwargs):
-        super().save_bearer_token(token, request, *args, **kwargs)
+        if connection.in_atomic_block:  # the token view already runs in one transaction
+            self._save_bearer_token(token, request, *args, **kwargs)
+        else:
+            super().save_bearer_token(token, request, *args, **kwargs)
         code = request.code if request.grant_type == "authorization_code" else None
         access_token = getattr(request, "_hub_access_token", None)
         if code and access_token is not None:
@@ -153,6 +195,9 @@ class HubOAuth2Validator(OAuth2Validator):
                 access_token_checksum=access_token.token_checksum,
                 token_family=refresh_token.token_family if refresh_token else None,
             )
+        decision = getattr(request, "hub_access", None)
+        record_event("token_issued", user=request.user, client_id=request.client.client_id,
+                     nas_id=decision.nas_id if decision else "", grant=request.grant_type)
 
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
