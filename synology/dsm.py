@@ -191,7 +191,8 @@ class DSMClient:
         self.session_name = session_name
         self.progress = progress or (lambda message: None)
         self.http = requests.Session()
-        self.http.verify = verify
+        # Passed on every request: a Session's own `verify` loses to REQUESTS_CA_BUNDLE in the environment.
+        self.verify = verify
         self.http.headers["User-Agent"] = "IdentityHub-sync/1"
         self.apis: dict[str, ApiInfo] = {}
         self._sid: str | None = None
@@ -231,9 +232,11 @@ class DSMClient:
         headers = {"X-SYNO-TOKEN": self._token} if self._token else {}
         try:
             if method == "GET":
-                response = self.http.get(url, params=params, headers=headers, timeout=self.timeout)
+                response = self.http.get(
+                    url, params=params, headers=headers, timeout=self.timeout, verify=self.verify
+                )
             else:
-                response = self.http.post(url, data=params, headers=headers, timeout=self.timeout)
+                response = self.http.post(url, data=params, headers=headers, timeout=self.timeout, verify=self.verify)
         except requests.exceptions.SSLError:
             raise DSMUnreachable(
                 f"TLS handshake with {self.base_url} failed (certificate not trusted? set verify_tls to a CA "

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -64,8 +65,12 @@ class RequestLog:
 
 
 class FakeDSM:
-    def __init__(self, mode: str = "dsm7", *, csrf: bool = True, include_uid: bool = False) -> None:
+    def __init__(
+        self, mode: str = "dsm7", *, csrf: bool = True, include_uid: bool = False, tls: tuple[str, str] | None = None
+    ) -> None:
+        """`tls`: (certificate file, key file) to serve HTTPS instead of HTTP."""
         assert mode in ("dsm7", "dsm6")
+        self.tls = tls
         self.mode = mode
         self.csrf = csrf
         self.include_uid = include_uid
@@ -94,6 +99,10 @@ class FakeDSM:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
+        if self.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*self.tls)
+            self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
@@ -114,7 +123,7 @@ class FakeDSM:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     # data
     def add_user(self, name: str, email: str = "", description: str = "", expired: bool = False, uid: int = 0) -> None:
@@ -333,3 +342,38 @@ def _cookie(header: str, name: str) -> str | None:
         if key == name:
             return value
     return None
+
+
+def self_signed_cert(directory: str) -> tuple[str, str]:
+    """Write a self-signed certificate for 127.0.0.1 into `directory`; return (cert path, key path)."""
+    import datetime
+    import ipaddress
+    import os
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fake-dsm")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = os.path.join(directory, "dsm.crt"), os.path.join(directory, "dsm.key")
+    with open(cert_path, "wb") as f:
+        f.write(cert.public_bytes(serialization.Encoding.PEM))
+    with open(key_path, "wb") as f:
+        f.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                  serialization.NoEncryption()))
+    return cert_path, key_path
