@@ -89,9 +89,9 @@ def secrets_env(monkeypatch):
 
 @pytest.fixture
 def write(tmp_path):
-    """write(text, name="hub.yaml") -> the path as a string."""
+    """write(text, name="edited.yaml") -> the path as a string (`config_file` is hub.yaml)."""
 
-    def make(text: str, name: str = "hub.yaml") -> str:
+    def make(text: str, name: str = "edited.yaml") -> str:
         path = Path(tmp_path) / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
@@ -102,7 +102,7 @@ def write(tmp_path):
 
 @pytest.fixture
 def config_file(write, secrets_env) -> str:
-    return write(CONFIG)
+    return write(CONFIG, "hub.yaml")
 
 
 def call_hub(*args: str) -> Result:

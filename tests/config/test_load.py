@@ -325,6 +325,7 @@ def test_every_problem_is_reported_in_file_order(write, secrets_env):
 def test_file_level_problems(write, tmp_path):
     absent = str(tmp_path / "absent.yaml")
     assert only_problem(absent) == f"{absent}: cannot read the file: No such file or directory"
-    assert only_problem(write("")).endswith("hub.yaml: the file is empty")
-    assert only_problem(write("- a\n- b\n")).endswith("hub.yaml:1:1: expected a mapping at the top level, got a list")
+    assert only_problem(write("")).endswith("edited.yaml: the file is empty")
+    expected = "edited.yaml:1:1: expected a mapping at the top level, got a list"
+    assert only_problem(write("- a\n- b\n")).endswith(expected)
     assert ":2:1: invalid YAML" in only_problem(write("a: [1\n"))
