@@ -23,7 +23,7 @@ from datetime import timezone as dt_timezone
 from django.db import connection
 from django.utils import timezone
 from jwcrypto import jwt
-from oauth2_provider.models import AccessToken, Application, Grant, RefreshToken
+from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
 from identityhub.audit import record_event
@@ -33,6 +33,7 @@ from .claims import CLAIM_SCOPES, SUPPORTED_CLAIMS, build_claims
 from .context import current_http_request
 from .models import Consent, RedeemedCode
 from .policy import AccessDecision, check_access
+from .selectors import load_client
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ class HubOAuth2Validator(OAuth2Validator):
             request.client = cache[client_id]
             return request.client
         try:
-            client = Application.objects.select_related("profile__nas").filter(client_id=client_id).first()
+            client = load_client(client_id)
         except ValueError:  # e.g. a NUL byte in client_id (PostgreSQL)
             client = None
         request.client = client

@@ -1,0 +1,200 @@
+"""SSO cycles per second: a signed-in person's authorization request → code → token exchange.
+
+Confidential client (client_secret_post), PKCE S256, keep-alive connections, gunicorn with 2
+gthread workers — for the hub and for the same project on stock django-oauth-toolkit settings
+(bench/stock_settings.py). Reports cycles/s, server CPU ms per cycle and queries per cycle.
+
+    .venv/bin/python bench/sso_cycles.py [--seconds 15] [--clients 2] [--threads 4] [--variant hub|stock|both]
+
+Database: DATABASE_URL if set (a scratch database `<name>_bench` is created next to it on
+PostgreSQL), else SQLite under var/bench/. REDIS_URL is passed through (sessions, cache).
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url(variant: str) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith(("postgres://", "postgresql://")):
+        import psycopg
+
+        parts = urlsplit(url)
+        name = f"{parts.path.lstrip('/') or 'hub'}_bench_{variant}"
+        admin = parts._replace(path="/postgres").geturl()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return parts._replace(path=f"/{name}").geturl()
+    path = ROOT / "var" / "bench" / f"sso-{variant}.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of a process and its children (threads included)."""
+    total = 0.0
+    pids = [pid] + [int(p) for p in (Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    for p in pids:
+        fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total
+
+
+def load_worker(port: int, setup: dict, seconds: float, threads: int, results) -> None:
+    stop_at = time.monotonic() + seconds
+    counts = [0] * threads
+    errors = [0] * threads
+    authorize = "/authorize/?" + urlencode({
+        "response_type": "code", "client_id": setup["client_id"], "redirect_uri": setup["redirect_uri"],
+        "scope": "openid", "state": "s", "code_challenge": setup["challenge"], "code_challenge_method": "S256"})
+    cookie = f"{setup['cookie']}={setup['session_key']}"
+
+    def run(index: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        while time.monotonic() < stop_at:
+            try:
+                conn.request("GET", authorize, headers={"Cookie": cookie})
+                response = conn.getresponse()
+                response.read()
+                location = response.getheader("Location", "")
+                code = parse_qs(urlsplit(location).query).get("code", [None])[0]
+                if response.status != 302 or code is None:
+                    errors[index] += 1
+                    continue
+                body = urlencode({"grant_type": "authorization_code", "code": code,
+                                  "redirect_uri": setup["redirect_uri"], "client_id": setup["client_id"],
+                                  "client_secret": setup["secret"], "code_verifier": setup["verifier"]})
+                conn.request("POST", "/token/", body=body,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"})
+                response = conn.getresponse()
+                payload = response.read()
+                if response.status == 200 and b"id_token" in payload:
+                    counts[index] += 1
+                else:
+                    errors[index] += 1
+            except (OSError, http.client.HTTPException):
+                errors[index] += 1
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    results.put((sum(counts), sum(errors), time.process_time()))
+
+
+def bench_variant(variant: str, args) -> dict:
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "bench.stock_settings" if variant == "stock" else "identityhub.settings",
+        "HUB_DEBUG": "0",
+        "HUB_SECRET_KEY": "bench-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+        "HUB_ENCRYPTION_KEY": "8mB2kTq3Zy0VQqTeXMyv2H8sCeAJjH0EnQkCLvXb0n0=",
+        "HUB_ISSUER": f"http://127.0.0.1:{port}",
+        "HUB_LOG_LEVEL": "WARNING",
+        "DATABASE_URL": database_url(variant),
+        "PYTHONPATH": str(ROOT),
+    }
+    subprocess.run([PY, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
+    setup = json.loads(subprocess.run([PY, "bench/_sso_setup.py"], cwd=ROOT, env=env, check=True,
+                                      capture_output=True, text=True).stdout.strip().splitlines()[-1])
+    server = subprocess.Popen(
+        [str(Path(PY).parent / "gunicorn"), "identityhub.wsgi", "-k", "gthread", "--workers", "2",
+         "--threads", str(args.server_threads), "--bind", f"127.0.0.1:{port}", "--keep-alive", "30",
+         "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        queue = multiprocessing.Queue()
+        # warm-up (imports, key load, connections) — not measured
+        warm = multiprocessing.Process(target=load_worker, args=(port, setup, 2.0, 2, queue))
+        warm.start()
+        warm.join()
+        queue.get()
+
+        cpu_before = process_cpu_seconds(server.pid)
+        started = time.monotonic()
+        clients = [multiprocessing.Process(target=load_worker, args=(port, setup, args.seconds, args.threads, queue))
+                   for _ in range(args.clients)]
+        for c in clients:
+            c.start()
+        for c in clients:
+            c.join()
+        elapsed = time.monotonic() - started
+        cpu_after = process_cpu_seconds(server.pid)
+        outcomes = [queue.get() for _ in clients]
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    cycles = sum(o[0] for o in outcomes)
+    errors = sum(o[1] for o in outcomes)
+    client_cpu = sum(o[2] for o in outcomes)
+    return {
+        "variant": variant,
+        "database": env["DATABASE_URL"].split(":", 1)[0],
+        "cycles": cycles,
+        "errors": errors,
+        "seconds": round(elapsed, 2),
+        "cycles_per_s": round(cycles / elapsed, 1),
+        "server_cpu_ms_per_cycle": round(1000 * (cpu_after - cpu_before) / max(cycles, 1), 2),
+        "client_cpu_ms_per_cycle": round(1000 * client_cpu / max(cycles, 1), 2),
+        "queries_authorize": setup["queries"][0],
+        "queries_token": setup["queries"][1],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, default=2, help="load-generator processes")
+    parser.add_argument("--threads", type=int, default=4, help="connections per load-generator process")
+    parser.add_argument("--server-threads", type=int, default=4, help="gthread threads per gunicorn worker")
+    parser.add_argument("--variant", choices=["hub", "stock", "both"], default="both")
+    args = parser.parse_args()
+    variants = ["hub", "stock"] if args.variant == "both" else [args.variant]
+    rows = [bench_variant(v, args) for v in variants]
+    header = ["variant", "database", "cycles_per_s", "server_cpu_ms_per_cycle", "client_cpu_ms_per_cycle",
+              "queries_authorize", "queries_token", "cycles", "errors", "seconds"]
+    print(" | ".join(header))
+    for row in rows:
+        print(" | ".join(str(row[h]) for h in header))
+    print(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    main()

