@@ -176,6 +176,7 @@ def _err(code: int, **extra: Any) -> dict[str, Any]:
 class _Handler(BaseHTTPRequestHandler):
     dsm: FakeDSM
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
