@@ -33,7 +33,7 @@ from .claims import CLAIM_SCOPES, SUPPORTED_CLAIMS, build_claims
 from .context import current_http_request
 from .models import Consent, RedeemedCode
 from .policy import AccessDecision, check_access
-from .selectors import load_client
+from .selectors import load_client, load_grant
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class HubOAuth2Validator(OAuth2Validator):
         cached = getattr(request, "_hub_grant", None)
         if cached is not None and cached.code == code:
             return cached
-        grant = Grant.objects.select_related("user").filter(code=code).first()
+        grant = load_grant(code)
         request._hub_grant = grant
         return grant
 
