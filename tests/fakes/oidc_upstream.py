@@ -104,7 +104,7 @@ class FakeOIDCProvider:
         }
         if grant["params"].get("nonce"):
             claims["nonce"] = grant["params"]["nonce"]
-        token = jwt.JWT(header={"alg": "RS256", "kid": self.key.key_id}, claims=claims)
+        token = jwt.JWT(header={"alg": "RS256", "kid": self.key.get("kid")}, claims=claims)
         token.make_signed_token(self.key)
         access_token = secrets.token_urlsafe(24)
         self._tokens[access_token] = identity
