@@ -10,3 +10,9 @@ application = get_wsgi_application()
 from identityhub.config.startup import apply_on_start  # noqa: E402
 
 apply_on_start()
+
+# Every process loads the same signing key before serving. A key that cannot be decrypted (a
+# changed HUB_ENCRYPTION_KEY) stops the start here, loudly; it is never replaced silently.
+from identityhub.oidc.keys import keyring  # noqa: E402
+
+keyring()

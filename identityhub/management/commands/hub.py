@@ -34,7 +34,7 @@ class Command(BaseCommand):
             p.add_argument("file", nargs="?", help="config file (default: HUB_CONFIG)")
             if name == "plan":
                 p.add_argument("--detailed-exitcode", action="store_true", help="exit 2 when there are changes")
-            if name == "apply":
+            if name in ("plan", "apply"):
                 p.add_argument("--prune", action="store_true", help="remove managed objects no longer declared")
                 p.add_argument("--adopt", action="store_true", help="take over admin-made objects with declared ids")
         sub.add_parser("export")
