@@ -1,0 +1,51 @@
+"""The admin: every page renders for a household admin, secrets never appear, DSM values are shown."""
+
+import pytest
+from django.urls import reverse
+
+from tests.conftest import DSM_SECRET, signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, mael):
+    return signed_in(client, mael)
+
+
+def test_every_changelist_renders(admin_client, dsm_client, google_like):
+    from django.contrib import admin
+
+    for model in admin.site._registry:
+        url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+        assert admin_client.get(url).status_code == 200, url
+
+
+def test_client_profile_shows_the_dsm_settings_and_no_secret(admin_client, dsm_client, settings):
+    url = reverse("admin:oidc_clientprofile_change", args=[dsm_client.profile.pk])
+    page = admin_client.get(url).content.decode()
+    assert f"{settings.HUB_ISSUER}/.well-known/openid-configuration" in page
+    assert "ds923-dsm" in page and "Username claim" in page
+    assert DSM_SECRET not in page
+
+
+def test_upstream_secret_is_write_only(admin_client, google_like, upstream_provider):
+    url = reverse("admin:accounts_upstream_change", args=["google"])
+    assert upstream_provider.client_secret not in admin_client.get(url).content.decode()
+    form = {"id": "google", "type": "oidc", "name": "Google", "issuer": upstream_provider.issuer,
+            "client_id": "changed", "client_secret": "", "allowed_domains": "[]", "enabled": "on", "position": "0"}
+    response = admin_client.post(url, form)
+    assert response.status_code == 302, response.content[:2000]
+    google_like.refresh_from_db()
+    assert google_like.client_id == "changed"
+    assert google_like.client_secret == upstream_provider.client_secret  # empty field kept it
+
+
+def test_admin_changes_are_audited(admin_client, google_like, upstream_provider):
+    from identityhub.models import AuditEvent
+
+    url = reverse("admin:accounts_upstream_change", args=["google"])
+    admin_client.post(url, {"id": "google", "type": "oidc", "name": "G", "issuer": upstream_provider.issuer,
+                            "client_id": "x", "client_secret": "", "allowed_domains": "[]", "enabled": "on",
+                            "position": "0"})
+    assert AuditEvent.objects.filter(kind="admin_change", details__model="upstream").exists()
