@@ -13,9 +13,11 @@ class Problem:
     column: int | None = None  # 1-based
 
     def __str__(self) -> str:
+        # One line per problem, whatever a quoted value holds.
+        message = self.message.replace("\r", "\\r").replace("\n", "\\n")
         if self.line is None:
-            return f"{self.file}: {self.message}"
-        return f"{self.file}:{self.line}:{self.column or 1}: {self.message}"
+            return f"{self.file}: {message}"
+        return f"{self.file}:{self.line}:{self.column or 1}: {message}"
 
 
 class ConfigError(Exception):

@@ -124,14 +124,16 @@ def parse_yaml(text: str, file: str, base_dir: Path) -> Document:
     document = Document(file=file, base_dir=base_dir)
     if OPEN not in text and CLOSE not in text:
         text = TEXT_REFERENCE.sub(lambda m: f"${OPEN}{m.group(1)}{CLOSE}", text)
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)
         node = loader.get_single_node()
     except _YAMLProblem as error:
         raise ConfigError([Problem(file, error.message, *_mark(error.mark))]) from None
     except yaml.reader.ReaderError as error:
         position = _offset_position(text, error.position) if isinstance(error.position, int) else (None, None)
-        raise ConfigError([Problem(file, f"invalid character #x{ord(error.character):04x}", *position)]) from None
+        code = error.character if isinstance(error.character, int) else ord(error.character)
+        raise ConfigError([Problem(file, f"invalid character #x{code:04x}", *position)]) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         message = " ".join(part for part in (error.context, error.problem) if part) or "invalid YAML"
@@ -143,7 +145,8 @@ def parse_yaml(text: str, file: str, base_dir: Path) -> Document:
     except RecursionError:
         raise ConfigError([Problem(file, "the YAML is nested too deeply")]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise ConfigError([Problem(file, "the file is empty")])
     problems: list[Problem] = []
@@ -264,8 +267,8 @@ def _read_secret_files(data: Any, path: PathKey, document: Document, problems: l
             secret_path = document.base_dir / secret_path
         try:
             secret = secret_path.read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else "not readable UTF-8 text"
+        except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a NUL in the path
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a readable UTF-8 file"
             problems.append(document.problem(file_path, f"cannot read {file_key} {value}: {reason}"))
             continue
         if not secret:

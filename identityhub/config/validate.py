@@ -122,7 +122,8 @@ def check_semantics(loaded: LoadedConfig) -> list[Problem]:
         problem = url_problem(nas.url, "url")
         if problem:
             add((*at, "url"), f"nas {nas.id}: {problem}")
-        if isinstance(nas.verify_tls, str) and not ca_path(loaded, nas.verify_tls).is_file():
+        tls = nas.verify_tls
+        if isinstance(tls, str) and ("\x00" in tls or not ca_path(loaded, tls).is_file()):
             add((*at, "verify_tls"), f"nas {nas.id}: CA bundle {nas.verify_tls} not found")
         if nas.service_account is not None and not nas.service_account.password:
             add((*at, "service_account"), f"nas {nas.id}: missing key 'password' in service_account")
