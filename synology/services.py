@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
 
 from .models import NAS, AccountMapping
+
+log = logging.getLogger(__name__)
 
 
 def declare_nas(
@@ -79,12 +82,23 @@ def quick_sync(nas: NAS) -> bool:
 
     if not nas.enabled or not nas.service_username:
         return False
+    if _in_transaction():
+        # The HTTP calls would hold the caller's transaction (and SQLite's write lock) open.
+        log.warning("quick_sync of %s skipped: called inside a database transaction", nas.pk)
+        return False
     now = timezone.now()
     recent = NAS.objects.filter(pk=nas.pk, last_attempt_at__gt=now - QUICK_SYNC_MIN_GAP).exists()
     if recent:
         return False
     result = sync_nas(nas.pk, trigger="sign-in", timeout=QUICK_SYNC_TIMEOUT, lock_wait=0)
     return result.ok
+
+
+def _in_transaction() -> bool:
+    """True inside an atomic block other than the ones Django's TestCase wraps each test in."""
+    from django.db import connection
+
+    return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
 def run_housekeeping() -> dict[str, int]:
@@ -97,10 +111,15 @@ def run_housekeeping() -> dict[str, int]:
     from identityhub.oidc.validator import clear_redeemed_codes
 
     from .models import SyncRun
+    from .sync import LOCK_TTL
 
     now = timezone.now()
     clear_expired()
     codes = clear_redeemed_codes(timedelta(seconds=settings.HUB_REDEEMED_CODE_RETENTION_SECONDS))
     runs, _ = SyncRun.objects.filter(started__lt=now - timedelta(days=settings.HUB_SYNCRUN_RETENTION_DAYS)).delete()
     events, _ = AuditEvent.objects.filter(time__lt=now - timedelta(days=settings.HUB_AUDIT_RETENTION_DAYS)).delete()
-    return {"redeemed_codes": codes, "sync_runs": runs, "audit_events": events}
+    # A run still "running" long after the lock's TTL belongs to a process that died mid-sync.
+    interrupted = SyncRun.objects.filter(
+        outcome=SyncRun.Outcome.RUNNING, started__lt=now - timedelta(seconds=LOCK_TTL * 2)
+    ).update(outcome=SyncRun.Outcome.ERROR, finished=now, message="interrupted (the process running it stopped)")
+    return {"redeemed_codes": codes, "sync_runs": runs, "audit_events": events, "interrupted_runs": interrupted}

@@ -62,6 +62,14 @@ def test_quick_sync_skips_a_nas_without_service_account(sync_household):
     assert not SyncRun.objects.exists()
 
 
+def test_quick_sync_never_holds_a_transaction_across_http(nas_ds923, fake_dsm):
+    from django.db import transaction
+
+    with transaction.atomic():
+        assert quick_sync(nas_ds923) is False
+    assert fake_dsm.logins == 0
+
+
 def test_housekeeping_deletes_only_what_is_past_retention(nas_ds923, settings):
     settings.HUB_SYNCRUN_RETENTION_DAYS = 30
     settings.HUB_AUDIT_RETENTION_DAYS = 365
@@ -71,9 +79,12 @@ def test_housekeeping_deletes_only_what_is_past_retention(nas_ds923, settings):
     e_old = AuditEvent.objects.create(kind="sync")
     AuditEvent.objects.filter(pk=e_old.pk).update(time=now - timedelta(days=366))
     e_new = AuditEvent.objects.create(kind="sync")
+    stuck = SyncRun.objects.create(nas=nas_ds923, started=now - timedelta(hours=1))
     result = run_housekeeping()
-    assert result["sync_runs"] == 1 and result["audit_events"] == 1
-    assert list(SyncRun.objects.values_list("pk", flat=True)) == [new.pk]
+    assert result["sync_runs"] == 1 and result["audit_events"] == 1 and result["interrupted_runs"] == 1
+    stuck.refresh_from_db()
+    assert stuck.outcome == "error" and "interrupted" in stuck.message
+    assert set(SyncRun.objects.values_list("pk", flat=True)) == {new.pk, stuck.pk}
     assert not AuditEvent.objects.filter(pk=old.pk).exists() and AuditEvent.objects.filter(pk=e_new.pk).exists()
 
 
