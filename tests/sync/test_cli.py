@@ -72,3 +72,39 @@ def test_disabled_nas_is_skipped_unless_named(nas_ds923, fake_dsm):
     assert status == 0 and out == "" and "no enabled NAS" in err
     status, out, _ = hub_sync("ds923")
     assert status == 0 and out.startswith("ds923: ok ")
+
+
+def test_real_process_exit_status_and_streams(tmp_path, fake_dsm):
+    """`manage.py hub sync` as a real process on a scratch SQLite database."""
+    import os
+    import subprocess
+    import sys
+
+    fake_dsm.add_user("u1")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}", "HUB_VAR_DIR": str(tmp_path)}
+    env.pop("REDIS_URL", None)
+
+    def manage(*args):
+        return subprocess.run([sys.executable, "manage.py", *args], env=env, capture_output=True, text=True,
+                              timeout=60)
+
+    assert manage("migrate", "--noinput", "-v0").returncode == 0
+    setup = (
+        "from accounts.models import Household; from synology.services import declare_nas; "
+        "h = Household.objects.create(id='h', name='h'); "
+        f"declare_nas('ds923', household=h, base_url='{fake_dsm.url}', service_username='{SERVICE_USER}', "
+        f"service_password='{SERVICE_PASSWORD}'); "
+        "declare_nas('asleep', household=h, base_url='http://127.0.0.1:9', service_username='x', "
+        "service_password='y')"
+    )
+    assert manage("shell", "-c", setup).returncode == 0
+    ok = manage("hub", "sync", "ds923")
+    assert ok.returncode == 0 and OK_LINE.match(ok.stdout.strip()), ok.stderr
+    assert "ds923: listed 1/1 users" in ok.stderr
+    failed = manage("hub", "sync")
+    assert failed.returncode == 2
+    assert failed.stdout.splitlines()[0].startswith("asleep: unreachable: cannot connect")
+    assert OK_LINE.match(failed.stdout.splitlines()[1])
+    unknown = manage("hub", "sync", "nope")
+    assert unknown.returncode == 1 and "unknown NAS: nope" in unknown.stderr and unknown.stdout == ""
+    assert SERVICE_PASSWORD not in ok.stdout + ok.stderr + failed.stdout + failed.stderr
