@@ -391,11 +391,16 @@ def _data_path(loc: tuple, data: Any) -> PathKey:
 
 def schema_problems(error: ValidationError, document: Document) -> list[Problem]:
     problems = []
+    reported: set[PathKey] = set()
     for item in error.errors(include_url=False):
         loc = tuple(item["loc"])
         path = _data_path(loc, document.data)
         kind = item["type"]
         value = item.get("input")
+        if kind not in {"missing", "extra_forbidden"}:
+            if path in reported:  # a union reports each branch: one line per value is enough
+                continue
+            reported.add(path)
         if kind == "extra_forbidden":
             key = path[-1] if path else loc[-1]
             model = _model_at(path[:-1])

@@ -72,13 +72,14 @@ def format_duration(value: timedelta) -> str:
 
 
 def _parse_tls(value: Any) -> Any:
-    if isinstance(value, str):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip():
         lowered = value.strip().lower()
         if lowered in {"true", "false"}:
             return lowered == "true"
-        if not value.strip():
-            raise ValueError("expected true, false or the path of a CA bundle")
-    return value
+        return value
+    raise ValueError("expected true, false or the path of a CA bundle")
 
 
 def _none_to_list(value: Any) -> Any:

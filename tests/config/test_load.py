@@ -329,3 +329,18 @@ def test_file_level_problems(write, tmp_path):
     expected = "edited.yaml:1:1: expected a mapping at the top level, got a list"
     assert only_problem(write("- a\n- b\n")).endswith(expected)
     assert ":2:1: invalid YAML" in only_problem(write("a: [1\n"))
+
+
+def test_verify_tls_takes_a_ca_bundle_relative_to_the_file(write, secrets_env):
+    from pathlib import Path
+
+    ca = write("-----BEGIN CERTIFICATE-----\n", "certs/nas-ca.pem")
+    loaded = load_config(write(CONFIG.replace("verify_tls: false", "verify_tls: certs/nas-ca.pem")))
+    from identityhub.config.plan import desired_state
+
+    nas = desired_state(loaded).nases[0]
+    assert (nas.verify_tls, nas.ca_file) == (True, str(Path(ca).resolve()))
+    path = write(CONFIG.replace("verify_tls: false", "verify_tls: certs/missing.pem"))
+    assert only_problem(path) == f"{path}:25:17: nas ds923: CA bundle certs/missing.pem not found"
+    path = write(CONFIG.replace("verify_tls: false", "verify_tls: [1]"))
+    assert only_problem(path) == f"{path}:25:17: expected true, false or the path of a CA bundle"
