@@ -43,6 +43,23 @@ def test_first_sync_then_unchanged(nas_ds923, fake_dsm, make_person):
     assert SERVICE_PASSWORD not in str(event.details)
 
 
+def test_unchanged_full_sync_writes_no_account_row(nas_ds923, fake_dsm, make_person):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    make_person("user1@example.com")
+    seed(fake_dsm, 30)
+    sync_nas(nas_ds923.pk, timeout=FAST)
+    with CaptureQueriesContext(connection) as ctx:
+        assert sync_nas(nas_ds923.pk, timeout=FAST).counts.unchanged == 30
+    account_writes = [
+        q["sql"] for q in ctx.captured_queries
+        if "synology_dsmaccount" in q["sql"] and not q["sql"].lstrip().upper().startswith("SELECT")
+    ]
+    assert account_writes == []
+    assert len(ctx.captured_queries) <= 25  # reads + lock + SyncRun + NAS status + audit event
+
+
 def test_absent_then_back_over_http(nas_ds923, fake_dsm):
     seed(fake_dsm, 3)
     sync_nas(nas_ds923.pk, timeout=FAST)
