@@ -292,8 +292,6 @@ HUB_REDEEMED_CODE_RETENTION_SECONDS = 24 * 3600
 HUB_SYNCRUN_RETENTION_DAYS = int(os.environ.get("HUB_SYNCRUN_RETENTION_DAYS", "30"))
 HUB_AUDIT_RETENTION_DAYS = int(os.environ.get("HUB_AUDIT_RETENTION_DAYS", "365"))
 
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now
-
 # --- i18n, static -------------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = os.environ.get("TZ", "UTC")
