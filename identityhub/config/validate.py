@@ -28,8 +28,20 @@ RESERVED_CLAIMS = frozenset(
 MIN_SYNC_INTERVAL_SECONDS = 60
 
 
+def redirect_uri_problem(uri: str) -> str | None:
+    """check_redirect_uri, also for strings urlsplit cannot take (`https://[::1`)."""
+    try:
+        return check_redirect_uri(uri)
+    except ValueError:
+        return f"redirect URI {uri!r} is not a valid URL"
+
+
 def url_problem(url: str, what: str) -> str | None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.hostname  # noqa: B018 (parses the host: raises for a malformed IPv6 literal)
+    except ValueError:
+        return f"{what} {url!r} is not a valid URL"
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         return f"{what} {url!r} must be an absolute https URL"
     if parts.scheme == "http" and not is_loopback(parts.hostname):
@@ -166,7 +178,7 @@ def check_semantics(loaded: LoadedConfig) -> list[Problem]:
             add((*at, "redirect_uris"), f"client {cid}: at least one redirect URI is required")
         for key in ("redirect_uris", "post_logout_redirect_uris"):
             for j, uri in enumerate(getattr(client, key)):
-                problem = check_redirect_uri(uri)
+                problem = redirect_uri_problem(uri)
                 if problem:
                     add((*at, key, j), f"client {cid}: {problem}")
         if client.client_secret is not None:

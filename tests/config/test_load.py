@@ -344,3 +344,12 @@ def test_verify_tls_takes_a_ca_bundle_relative_to_the_file(write, secrets_env):
     assert only_problem(path) == f"{path}:25:17: nas ds923: CA bundle certs/missing.pem not found"
     path = write(CONFIG.replace("verify_tls: false", "verify_tls: [1]"))
     assert only_problem(path) == f"{path}:25:17: expected true, false or the path of a CA bundle"
+
+
+def test_malformed_urls_are_clean_errors(write, secrets_env):
+    path = write(CONFIG.replace("[https://ds923.example.com:5001]", '["https://[::1"]').replace(
+        "url: https://192.168.1.20:5001", "url: http://[nas"))
+    assert problems(path) == [
+        f"{path}:24:10: nas ds923: url 'http://[nas' is not a valid URL",
+        f"{path}:33:21: client ds923-dsm: redirect URI 'https://[::1' is not a valid URL",
+    ]
