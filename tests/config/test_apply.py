@@ -202,6 +202,8 @@ def test_prune_removes_only_managed_objects_no_longer_declared(config_file, writ
     # Without --prune: nothing declared-away is touched (plan and apply agree).
     assert run_hub("plan", path).out == "No changes.\n"
     assert run_hub("apply", path).out == "No changes.\nApplied.\n"
+    preview = run_hub("plan", path, "--prune", "--detailed-exitcode")
+    assert preview.code == 2 and preview.out.endswith("Plan: 0 to create, 0 to change, 6 to remove.\n")
 
     result = run_hub("apply", path, "--prune")
     assert result.code == 0, result.err
@@ -256,6 +258,8 @@ def test_admin_made_objects_clash_unless_adopted(config_file, run_hub):
     ]
     assert snapshot() == before
     assert run_hub("plan", config_file).code == 1
+    preview = run_hub("plan", config_file, "--adopt")
+    assert preview.code == 0 and "~ client photos: managed (adopted)" in preview.out
 
     adopted = run_hub("apply", config_file, "--adopt")
     assert adopted.code == 0, adopted.err
