@@ -48,7 +48,8 @@ class HouseholdAdmin(admin.ModelAdmin):
 class UpstreamForm(ModelForm):
     class Meta:
         model = Upstream
-        fields = "__all__"
+        fields = ["id", "type", "name", "issuer", "client_id", "client_secret", "allowed_domains", "enabled",
+                  "position"]
         widgets = {"client_secret": PasswordInput(render_value=False)}
 
     def clean_client_secret(self):

@@ -18,7 +18,7 @@ import pytest
 import requests
 from jwcrypto import jwk, jwt
 
-from tests.fakes.oidc_upstream import FakeOIDCProvider, Identity
+from tests.fakes.oidc_upstream import FakeOIDCProvider
 
 DSM_SECRET = "dsm-secret-" + "Q7x9LmP2vR4tK8wZ3nB6yH1cJ5dF0gS"
 RP_REDIRECT = "http://127.0.0.1:9/callback"  # never fetched: the RP "receives" the code from the Location

@@ -39,7 +39,11 @@ class ClientSecretHasher(BasePasswordHasher):
 
     def safe_summary(self, encoded: str) -> dict:
         decoded = self.decode(encoded)
-        return {"algorithm": decoded["algorithm"], "salt": mask_hash(decoded["salt"]), "hash": mask_hash(decoded["hash"])}
+        return {
+            "algorithm": decoded["algorithm"],
+            "salt": mask_hash(decoded["salt"]),
+            "hash": mask_hash(decoded["hash"]),
+        }
 
     def must_update(self, encoded: str) -> bool:
         return False
@@ -83,10 +87,26 @@ def _has_repeats(secret: str, width: int = 5) -> bool:
     return False
 
 
+def _looks_like_a_hash(secret: str) -> bool:
+    from django.contrib.auth.hashers import identify_hasher
+
+    try:
+        identify_hasher(secret)
+    except ValueError:
+        return False
+    return True
+
+
 def check_secret_strength(secret: str) -> str | None:
     """None when the secret is acceptable, else why not (never quoting the secret)."""
+    if _looks_like_a_hash(secret):
+        # DOT stores such a value as is and would compare it in plain text: refuse it outright.
+        return "a client secret must not look like a password hash (algorithm$…)"
     if len(secret) < MIN_SECRET_LENGTH:
         return f"a client secret needs at least {MIN_SECRET_LENGTH} characters (got {len(secret)})"
     if len(set(secret)) < 12 or estimated_bits(secret) < MIN_SECRET_BITS or _has_repeats(secret):
-        return f"a client secret needs at least {MIN_SECRET_BITS} bits of randomness; generate one with `openssl rand -base64 32`"
+        return (
+            f"a client secret needs at least {MIN_SECRET_BITS} bits of randomness; "
+            "generate one with `openssl rand -base64 32`"
+        )
     return None

@@ -63,6 +63,9 @@ class Consent(models.Model):
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "application"], name="unique_consent")]
 
+    def __str__(self) -> str:
+        return f"{self.user} → {self.application}: {self.scopes}"
+
     def covers(self, scopes: list[str]) -> bool:
         return set(scopes) <= set(self.scopes.split())
 
@@ -79,3 +82,6 @@ class RedeemedCode(models.Model):
     access_token_checksum = models.CharField(max_length=64)
     token_family = models.UUIDField(null=True, blank=True)
     redeemed = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    def __str__(self) -> str:
+        return f"code {self.code_digest[:12]}… redeemed {self.redeemed:%Y-%m-%d %H:%M}"

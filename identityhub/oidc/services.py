@@ -30,10 +30,14 @@ def is_loopback(host: str | None) -> bool:
 
 def check_redirect_uri(uri: str) -> str | None:
     """None when acceptable: absolute https, or http on loopback only; no fragment, no wildcard."""
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:  # e.g. an unbalanced IPv6 bracket
+        return f"redirect URI {uri!r} is not a valid URL"
     if parts.scheme not in {"https", "http"} or not parts.netloc:
         return f"redirect URI {uri!r} must be an absolute https URL"
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
+    if parts.scheme == "http" and not is_loopback(host):
         return f"redirect URI {uri!r} must use https (http is allowed on loopback only)"
     if parts.fragment:
         return f"redirect URI {uri!r} must not carry a fragment"

@@ -17,8 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
@@ -284,6 +283,6 @@ def revoke_redeemed(redeemed: RedeemedCode) -> None:
 
 
 def clear_redeemed_codes(older_than: timedelta) -> int:
-    cutoff = datetime.now(dt_timezone.utc) - older_than
+    cutoff = datetime.now(UTC) - older_than
     deleted, _ = RedeemedCode.objects.filter(redeemed__lt=cutoff).delete()
     return deleted

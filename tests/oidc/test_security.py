@@ -4,10 +4,19 @@ import pytest
 from oauth2_provider.models import AccessToken, Application, RefreshToken
 
 from accounts.models import Membership
+from identityhub.models import AuditEvent
 from identityhub.oidc.hashers import check_secret_strength
 from identityhub.oidc.services import ClientError, register_client
-from identityhub.models import AuditEvent
-from tests.conftest import DSM_SECRET, RP_REDIRECT, authorize_query, exchange, get_code, pkce_pair, redirect_params, signed_in
+from tests.conftest import (
+    DSM_SECRET,
+    RP_REDIRECT,
+    authorize_query,
+    exchange,
+    get_code,
+    pkce_pair,
+    redirect_params,
+    signed_in,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -118,7 +127,8 @@ def test_client_secret_is_stored_with_the_fast_hasher_and_is_not_a_valid_secret_
     assert response.status_code == 401
 
 
-@pytest.mark.parametrize("secret", ["short", "a" * 40, "passwordpasswordpasswordpassword1", "0123456789" * 4])
+@pytest.mark.parametrize("secret", ["short", "a" * 40, "passwordpasswordpasswordpassword1", "0123456789" * 4,
+                                    "hub_client_sha256$saltsaltsalt$" + "ab12" * 16])
 def test_weak_client_secrets_are_refused(secret, nas):
     assert check_secret_strength(secret) is not None
     with pytest.raises(ClientError):
@@ -131,7 +141,7 @@ def test_generated_secrets_are_strong(nas):
 
 
 @pytest.mark.parametrize("uri", ["http://nas.example.com/cb", "ftp://x/cb", "/relative", "https://*.example.com/cb",
-                                 "https://nas.example.com/cb#frag"])
+                                 "https://nas.example.com/cb#frag", "https://[::1/cb"])
 def test_bad_redirect_uris_are_refused(uri, nas):
     with pytest.raises(ClientError):
         register_client("bad", redirect_uris=[uri], nas=nas)
