@@ -71,47 +71,40 @@ def apply_config(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = Fal
     return plan
 
 
+def _declared(plan: Plan, kind: str, step: list):
+    """The wanted state of each `kind` object the plan creates or changes; `step` tracks the current one."""
+    for change in plan.of(kind):
+        if change.action != "-":
+            step[0] = change
+            yield change.want
+
+
 def _execute(plan: Plan, step: list) -> None:
     desired = plan.desired
-    for change in plan.of("upstream"):
-        if change.action == "-":
-            continue
-        step[0] = change
-        w: UpstreamWant = change.want
+    w: UpstreamWant
+    for w in _declared(plan, "upstream", step):
         accounts_services.declare_upstream(
             w.id, w.type, name=w.name, issuer=w.issuer, client_id=w.client_id, client_secret=w.client_secret,
             allowed_domains=w.allowed_domains, position=w.position, managed=True,
         )
-    for change in plan.of("person"):
-        if change.action == "-":
-            continue
-        step[0] = change
-        p: PersonWant = change.want
+    p: PersonWant
+    for p in _declared(plan, "person", step):
         accounts_services.declare_person(p.email, p.name, managed=True)
-    for change in plan.of("household"):
-        if change.action == "-":
-            continue
-        step[0] = change
-        h: HouseholdWant = change.want
+    h: HouseholdWant
+    for h in _declared(plan, "household", step):
         household = accounts_services.declare_household(h.id, h.name, managed=True)
         specs = [accounts_services.MemberSpec(e, desired.person_name(e), role) for e, role in h.members.items()]
         accounts_services.set_members(household, specs, managed=True)
-    for change in plan.of("nas"):
-        if change.action == "-":
-            continue
-        step[0] = change
-        n: NASWant = change.want
+    n: NASWant
+    for n in _declared(plan, "nas", step):
         nas = synology_services.declare_nas(
             n.id, household=Household.objects.get(pk=n.household), base_url=n.base_url, name=n.name,
             verify_tls=n.verify_tls, ca_file=n.ca_file, service_username=n.service_username,
             service_password=n.service_password, sync_interval=n.sync_interval, enabled=n.enabled, managed=True,
         )
         synology_services.set_account_mappings(nas, n.accounts, managed=True)
-    for change in plan.of("client"):
-        if change.action == "-":
-            continue
-        step[0] = change
-        c: ClientWant = change.want
+    c: ClientWant
+    for c in _declared(plan, "client", step):
         oidc_services.register_client(
             c.client_id, name=c.name, redirect_uris=c.redirect_uris, client_secret=c.client_secret,
             public=c.client_secret is None, nas=NAS.objects.get(pk=c.nas) if c.nas else None,
