@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Protocol
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 
@@ -84,14 +84,16 @@ class DatabaseLock(_LockBase):
 
         now = timezone.now()
         expires = now + timedelta(seconds=self.ttl)
-        # Take over an expired row (compare-and-set on the expiry) ...
-        if SyncLock.objects.filter(nas_id=self.key, expires__lt=now).update(holder=self.token, expires=expires):
-            return True
-        # ... or create the row; the primary key makes exactly one creator win.
         try:
+            # Take over an expired row (compare-and-set on the expiry) ...
+            if SyncLock.objects.filter(nas_id=self.key, expires__lt=now).update(holder=self.token, expires=expires):
+                return True
+            # ... or create the row; the primary key makes exactly one creator win.
             with transaction.atomic():
                 SyncLock.objects.create(nas_id=self.key, holder=self.token, expires=expires)
         except IntegrityError:
+            return False
+        except OperationalError:  # SQLite: another writer holds the database past the busy timeout
             return False
         return True
 

@@ -181,7 +181,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- cache, sessions, locks ---------------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL") or None
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {"default": {"BACKEND": "identityhub.cache.HubRedisCache", "LOCATION": REDIS_URL}}
     SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -260,6 +260,8 @@ OAUTH2_PROVIDER = {
     # PKCE: required for public clients, optional for confidential ones — decided per client in
     # HubOAuth2Validator.is_pkce_required (oauthlib only accepts a literal True from the setting).
     "CLIENT_SECRET_HASHER": "hub_client_sha256",
+    "ACCESS_TOKEN_GENERATOR": "identityhub.oidc.tokens.random_token",
+    "REFRESH_TOKEN_GENERATOR": "identityhub.oidc.tokens.random_token",
     "SCOPES": {
         "openid": "Sign you in",
         "profile": "Your name",

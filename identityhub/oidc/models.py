@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -85,3 +87,18 @@ class RedeemedCode(models.Model):
 
     def __str__(self) -> str:
         return f"code {self.code_digest[:12]}… redeemed {self.redeemed:%Y-%m-%d %H:%M}"
+
+
+class CacheGeneration(models.Model):
+    """A random token replaced whenever a cached family of rows changes (here: "clients").
+
+    Every process keeps its parsed clients in memory and checks this one row per request: a
+    different token means something changed, so the cache is dropped. The token is written in
+    the same transaction as the change, so a rolled-back change leaves caches valid.
+    """
+
+    name = models.CharField(max_length=32, primary_key=True)
+    token = models.UUIDField(default=uuid.uuid4)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.token}"

@@ -101,12 +101,14 @@ def check_access(user, application: Application, *, allow_quick_sync: bool = Fal
         return decision
     if profile.nas_id:
         username = rows[0][5]
-        if username is None and allow_quick_sync:
-            username = dsm_username_for(profile.nas, user, allow_quick_sync=True)
+        if username is None:
+            nas = NAS.objects.get(pk=profile.nas_id)  # fresh: the cached profile's NAS may be stale
+            if allow_quick_sync:
+                username = dsm_username_for(nas, user, allow_quick_sync=True)
         if username is None:
             decision.refusal = Refusal(
                 "no_nas_account",
-                f"{user.email} has no account on {profile.nas}.",
+                f"{user.email} has no account on {nas}.",
                 "Ask your household admin to create a DSM account with your email address, "
                 "or to map your email to your existing account.",
             )
