@@ -70,7 +70,7 @@ case "$mode" in
     link_static
     python manage.py migrate --noinput
     exec gunicorn identityhub.wsgi -k gthread \
-      --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-4}" \
+      --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-2}" \
       --bind 0.0.0.0:8000 --keep-alive 5 "$@"
     ;;
   worker)
