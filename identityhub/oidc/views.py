@@ -11,6 +11,7 @@ import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
+from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
@@ -148,7 +149,7 @@ class HubAuthorizationView(AuthorizationView):
         return f"{request.path}?{urlencode(query)}"
 
     def _error_redirect(self, credentials, application, error: str, description: str = "") -> HttpResponse:
-        params = {"error": error}
+        params = {"error": error, "iss": settings.HUB_ISSUER}
         if description:
             params["error_description"] = description
         if credentials.get("state"):

@@ -145,3 +145,13 @@ def test_admin_is_entered_through_the_upstream_login(client, mael, mum):
     response = client.get("/admin/", follow=True)
     assert response.status_code == 403  # a clear page, not a sign-in loop
     assert b"not an administrator" in response.content
+
+
+def test_the_upstream_redirect_uri_comes_from_the_issuer_not_the_request(client, upstream_provider, google_like,
+                                                                         settings):
+    import requests
+
+    settings.HUB_ISSUER = "https://id.example.com"  # the public URL, behind a TLS proxy
+    start = client.get("/login/google/", HTTP_HOST="127.0.0.1")  # the request arrives as plain http
+    requests.get(start["Location"], allow_redirects=False, timeout=10)
+    assert upstream_provider.authorize_requests[-1]["redirect_uri"] == "https://id.example.com/complete/google/"

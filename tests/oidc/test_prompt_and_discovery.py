@@ -164,3 +164,13 @@ def test_rp_initiated_logout_with_id_token_hint(client, mael, dsm_client):
     signed_in(client, mael)
     response = client.get("/logout/", {"id_token_hint": id_token, "post_logout_redirect_uri": "https://evil.example/"})
     assert "evil.example" not in response.get("Location", "")
+
+
+def test_authorization_responses_carry_the_issuer(client, mael, dsm_client, people, settings):
+    """RFC 9207: a client can tell which provider answered (mix-up defence)."""
+    signed_in(client, mael)
+    assert redirect_params(client.get(authorize_query("ds923-dsm")))["iss"] == settings.HUB_ISSUER
+    signed_in(client, people["no_nas"])
+    refused = redirect_params(client.get(authorize_query("ds923-dsm", prompt="none")))
+    assert refused["error"] == "access_denied" and refused["iss"] == settings.HUB_ISSUER
+    assert client.get("/.well-known/openid-configuration").json()["authorization_response_iss_parameter_supported"]
