@@ -287,7 +287,9 @@ def sync_nas(
     if not lock.acquire(wait=lock_wait):
         return SyncResult(nas_id, "busy", message=f"another sync of {nas_id} is running")
     try:
-        fresh = NAS.objects.select_related("household").get(pk=nas_id)
+        # The password is decrypted on first use, inside the attempt: a key that no longer decrypts
+        # it is a recorded failure, not a crash of the worker or of `hub sync`.
+        fresh = NAS.objects.select_related("household").defer("service_password").get(pk=nas_id)
         return _sync_locked(fresh, trigger=trigger, timeout=timeout, progress=progress, page_size=page_size)
     finally:
         lock.release()
@@ -355,7 +357,7 @@ def _finish(nas: NAS, run: SyncRun, result: SyncResult) -> None:
     run.message = result.message if not result.ok else str(counts)
     run.save()
 
-    current = NAS.objects.select_for_update().get(pk=nas.pk)
+    current = NAS.objects.select_for_update().defer("service_password").get(pk=nas.pk)
     current.last_status = result.outcome
     if result.ok:
         current.last_message = str(counts)

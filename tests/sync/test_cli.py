@@ -108,3 +108,19 @@ def test_real_process_exit_status_and_streams(tmp_path, fake_dsm):
     unknown = manage("hub", "sync", "nope")
     assert unknown.returncode == 1 and "unknown NAS: nope" in unknown.stderr and unknown.stdout == ""
     assert SERVICE_PASSWORD not in ok.stdout + ok.stderr + failed.stdout + failed.stderr
+
+
+def test_undecryptable_password_is_a_failed_nas_not_a_traceback(nas_ds923, fake_dsm):
+    """A changed HUB_ENCRYPTION_KEY: the run is recorded as an error and `hub sync` exits 2."""
+    from django.db import connection
+
+    from synology.models import SyncRun
+
+    with connection.cursor() as cursor:  # a token no configured key decrypts
+        cursor.execute("UPDATE synology_nas SET service_password = %s WHERE id = %s", ["gAAAAABnot-a-token", "ds923"])
+    status, out, _ = hub_sync("ds923")
+    assert status == 2
+    assert out.startswith("ds923: error: a stored secret cannot be decrypted")
+    assert SyncRun.objects.get(nas_id="ds923").outcome == "error"
+    assert NAS.objects.filter(pk="ds923", last_status="error", consecutive_failures=1).exists()
+    assert fake_dsm.logins == 0
