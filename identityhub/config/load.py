@@ -58,9 +58,12 @@ class Document:
     positions: dict[PathKey, Position] = field(default_factory=dict)
     key_positions: dict[PathKey, Position] = field(default_factory=dict)
     plain: set[PathKey] = field(default_factory=set)  # unquoted scalars (for `const` typing)
+    # (variable, value) of each environment variable interpolated into the value at a path
+    from_env: dict[PathKey, list[tuple[str, str]]] = field(default_factory=dict)
 
     def problem(self, path: PathKey, message: str, *, at_key: bool = False) -> Problem:
         """A problem at the value of `path` (or its key), falling back to the nearest parent."""
+        message = self.redact(path, message)
         if at_key and path in self.key_positions:
             line, column = self.key_positions[path]
             return Problem(self.file, message, line, column)
@@ -69,6 +72,20 @@ class Document:
             if position is not None:
                 return Problem(self.file, message, *position)
         return Problem(self.file, message)
+
+    def redact(self, path: PathKey, message: str) -> str:
+        """`message` with every environment value interpolated at `path` shown as `${VAR}`.
+
+        Any variable may hold a secret, also one placed under the wrong key
+        (`service_account: ${SYNO_PASSWD}`): messages quote values, and must never quote those.
+        """
+        for name, value in sorted(self.from_env.get(path, ()), key=lambda item: -len(item[1])):
+            if not value:
+                continue
+            message = message.replace(repr(value), repr(f"${{{name}}}"))
+            if len(value) >= 4:  # shorter values would garble the words around them
+                message = message.replace(value, f"${{{name}}}")
+        return message
 
 
 @dataclass
@@ -201,8 +218,13 @@ def _walk(node, path: PathKey, document: Document, problems: list[Problem]) -> A
 
 
 # --- ${VAR} interpolation ---------------------------------------------------------------------
-def interpolate(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
-    """Expand `${VAR}`, `${VAR:-default}` and `$$`; returns (result, problems)."""
+def interpolate(
+    value: str, environ: Mapping[str, str], used: list[tuple[str, str]] | None = None
+) -> tuple[str, list[str]]:
+    """Expand `${VAR}`, `${VAR:-default}` and `$$`; returns (result, problems).
+
+    Each (variable, value) taken from `environ` is appended to `used` when given.
+    """
     problems: list[str] = []
 
     def replace(match: re.Match) -> str:
@@ -223,6 +245,8 @@ def interpolate(value: str, environ: Mapping[str, str]) -> tuple[str, list[str]]
         if current is None:
             problems.append(f"environment variable {name} is not set")
             return ""
+        if used is not None:
+            used.append((name, current))
         return current
 
     return REFERENCE.sub(replace, value), problems
@@ -233,7 +257,10 @@ def _interpolate_all(data: Any, path: PathKey, document: Document, environ: Mapp
     if isinstance(data, str):
         if "$" not in data:
             return data
-        result, messages = interpolate(data, environ)
+        used: list[tuple[str, str]] = []
+        result, messages = interpolate(data, environ, used)
+        if used:
+            document.from_env[path] = used
         problems.extend(document.problem(path, message) for message in messages)
         return result
     if isinstance(data, list):

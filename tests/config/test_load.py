@@ -124,6 +124,19 @@ def test_unset_variable_names_it_and_its_position(write, monkeypatch):
     assert only_problem(path) == f"{path}:5:11: environment variable NOPE_SECRET is not set"
 
 
+def test_a_misplaced_secret_is_never_quoted(write, secrets_env):
+    """A secret variable under the wrong key: the problem names the variable, not its value."""
+    path = write(CONFIG.replace("service_account: {username: hub-sync, password: ${SYNO_PASSWD}}",
+                                "service_account: ${SYNO_PASSWD}")
+                       .replace("skip_consent: true", "skip_consent: ${DSM_CLIENT_SECRET}"))
+    found = problems(path)
+    assert found == [
+        f"{path}:26:22: expected a mapping, got '${{SYNO_PASSWD}}'",
+        f"{path}:35:19: expected true or false, got '${{DSM_CLIENT_SECRET}}'",
+    ]
+    assert not any(SYNO_PASSWORD in line or DSM_SECRET in line for line in found)
+
+
 def test_interpolation_forms(monkeypatch):
     env = {"A": "x", "EMPTY": ""}
     assert interpolate("pre-${A}-post", env) == ("pre-x-post", [])
