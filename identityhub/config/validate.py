@@ -53,6 +53,14 @@ def ca_path(loaded: LoadedConfig, value: str) -> Path:
     return path if path.is_absolute() else (loaded.document.base_dir / path).resolve()
 
 
+def _is_file(loaded: LoadedConfig, value: str) -> bool:
+    """A readable-looking regular file; False also where stat fails (too long, no permission, NUL)."""
+    try:
+        return ca_path(loaded, value).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def check_semantics(loaded: LoadedConfig) -> list[Problem]:
     config = loaded.config
     problems: list[Problem] = []
@@ -134,7 +142,7 @@ def check_semantics(loaded: LoadedConfig) -> list[Problem]:
         if problem:
             add((*at, "url"), f"nas {nas.id}: {problem}")
         tls = nas.verify_tls
-        if isinstance(tls, str) and ("\x00" in tls or not ca_path(loaded, tls).is_file()):
+        if isinstance(tls, str) and not _is_file(loaded, tls):
             add((*at, "verify_tls"), f"nas {nas.id}: CA bundle {nas.verify_tls} not found")
         if nas.service_account is not None and not nas.service_account.password:
             add((*at, "service_account"), f"nas {nas.id}: missing key 'password' in service_account")

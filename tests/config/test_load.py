@@ -359,6 +359,12 @@ def test_verify_tls_takes_a_ca_bundle_relative_to_the_file(write, secrets_env):
     assert only_problem(path) == f"{path}:25:17: expected true, false or the path of a CA bundle"
 
 
+@pytest.mark.parametrize("bundle", ["a" * 300, "ca\\x00.pem"])
+def test_an_unstatable_ca_bundle_is_a_problem_not_a_traceback(write, secrets_env, bundle):
+    path = write(CONFIG.replace("verify_tls: false", f'verify_tls: "{bundle}"'))
+    assert only_problem(path).startswith(f"{path}:25:17: nas ds923: CA bundle ")
+
+
 def test_malformed_urls_are_clean_errors(write, secrets_env):
     path = write(CONFIG.replace("[https://ds923.example.com:5001]", '["https://[::1"]').replace(
         "url: https://192.168.1.20:5001", "url: http://[nas"))
