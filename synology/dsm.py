@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -231,12 +232,18 @@ class DSMClient:
         url = f"{self.base_url}/webapi/{path}"
         headers = {"X-SYNO-TOKEN": self._token} if self._token else {}
         try:
+            # No redirects: requests re-sends a POST body (the password) to wherever a 307/308 points,
+            # another host or plain http included.
             if method == "GET":
                 response = self.http.get(
-                    url, params=params, headers=headers, timeout=self.timeout, verify=self.verify
+                    url, params=params, headers=headers, timeout=self.timeout, verify=self.verify,
+                    allow_redirects=False,
                 )
             else:
-                response = self.http.post(url, data=params, headers=headers, timeout=self.timeout, verify=self.verify)
+                response = self.http.post(
+                    url, data=params, headers=headers, timeout=self.timeout, verify=self.verify,
+                    allow_redirects=False,
+                )
         except requests.exceptions.SSLError:
             raise DSMUnreachable(
                 f"TLS handshake with {self.base_url} failed (certificate not trusted? set verify_tls to a CA "
@@ -249,6 +256,11 @@ class DSMClient:
             raise DSMUnreachable(f"cannot connect to {self.base_url}: {_connection_reason(error)}") from None
         except requests.exceptions.RequestException as error:
             raise DSMUnreachable(f"request to {self.base_url} failed: {type(error).__name__}") from None
+        if response.is_redirect:
+            target = _redirect_origin(response.headers.get("Location", ""))
+            raise DSMBadResponse(
+                f"{what}: {self.base_url} redirects to {target}; set the NAS url to the address DSM redirects to"
+            )
         if response.status_code != 200:
             raise DSMBadResponse(f"{what}: HTTP {response.status_code} from {self.base_url}")
         try:
@@ -424,6 +436,20 @@ class DSMClient:
         if len(users) != total:
             raise DSMBadResponse(f"user list has {len(users)} entries but DSM announced {total}")
         return users
+
+
+def _redirect_origin(location: str) -> str:
+    """scheme://host[:port] of a redirect target (no path, query or user info), for an error message."""
+    try:
+        parts = urlsplit(location)
+        host = parts.hostname
+        port = parts.port
+    except ValueError:
+        return "an invalid address"
+    if not parts.scheme or not host:
+        return "another path"
+    host = f"[{host}]" if ":" in host else host
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
 def _connection_reason(error: BaseException) -> str:

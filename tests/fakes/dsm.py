@@ -7,8 +7,8 @@ SynoToken in the X-SYNO-TOKEN header. Accounts can need 2FA (403), be non-admins
 (401) or locked (411).
 
 Fault switches (`fake.fault(...)`): connection refused (`fake.stop()`), slow answers (timeouts),
-HTTP 500, non-JSON, a missing `data`, `success: false` without a code, an error code, failure on
-page N of the listing, an expired session (119 once). Open sessions are tracked: `fake.sessions`.
+HTTP 500, non-JSON, a 307 redirect, a missing `data`, `success: false` without a code, an error
+code, failure on page N of the listing, an expired session (119 once). Open sessions are tracked: `fake.sessions`.
 
     with FakeDSM(mode="dsm7") as fake:
         fake.add_user("mael.valais", email="Mael@Example.com")
@@ -38,13 +38,14 @@ class ServiceAccount:
 
 @dataclass
 class Fault:
-    kind: str  # http500 | nonjson | no_data | no_code | code | sleep | expire_session | malformed
+    kind: str  # http500 | nonjson | no_data | no_code | code | sleep | expire_session | malformed | redirect
     api: str | None = None  # None: any API
     method: str | None = None
     page: int | None = None  # list calls only: 0-based page index (offset // limit)
     times: int | None = None  # None: every time
     code: int = 117
     seconds: float = 0.0
+    location: str = ""  # redirect: the Location header
 
 
 @dataclass
@@ -218,6 +219,15 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "sleep":
                 dsm._wake.wait(fault.seconds)
+            elif fault.kind == "redirect":
+                try:
+                    self.send_response(307)
+                    self.send_header("Location", fault.location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+                return None
             elif fault.kind == "http500":
                 return self._send(500, b"<html>Internal Server Error</html>", "text/html")
             elif fault.kind == "nonjson":

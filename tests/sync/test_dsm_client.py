@@ -220,3 +220,21 @@ def test_nas_tls_policy_maps_to_requests_verify(sync_household):
 def test_repr_never_shows_the_password(fake_dsm):
     dsm = client(fake_dsm)
     assert SERVICE_PASSWORD not in repr(dsm) and SERVICE_PASSWORD not in str(vars(dsm).get("base_url"))
+
+
+def test_redirects_are_not_followed_so_the_password_stays_put(fake_dsm):
+    """A 307/308 makes requests re-send the POST body; the login must not follow it anywhere."""
+    other = FakeDSM("dsm7")
+    other.start()
+    try:
+        fake_dsm.fault("redirect", api="SYNO.API.Auth", location=f"{other.url}/webapi/entry.cgi?x=1")
+        with pytest.raises(DSMBadResponse) as info:
+            list_users(fake_dsm)
+        assert str(info.value) == (
+            f"login (SYNO.API.Auth): {fake_dsm.url} redirects to {other.url}; "
+            "set the NAS url to the address DSM redirects to"
+        )
+        assert other.requests == []
+        assert SERVICE_PASSWORD not in str(info.value)
+    finally:
+        other.stop()
