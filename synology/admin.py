@@ -5,6 +5,8 @@ The service password is write-only: never rendered, left unchanged when the fiel
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -31,6 +33,12 @@ class NASForm(forms.ModelForm):
             "id", "name", "household", "base_url", "verify_tls", "ca_file", "service_username", "service_password",
             "sync_interval", "enabled",
         ]
+
+    def clean_base_url(self) -> str:
+        value = self.cleaned_data.get("base_url") or ""
+        if "@" in urlsplit(value).netloc:  # it would be repeated in every sync message
+            raise forms.ValidationError("No user name or password in the URL: use the service account fields.")
+        return value
 
     def clean_service_password(self) -> str:
         value = self.cleaned_data.get("service_password") or ""

@@ -41,6 +41,8 @@ def url_problem(url: str, what: str) -> str | None:
         parts.hostname  # noqa: B018 (parses the host: raises for a malformed IPv6 literal)
     except ValueError:
         return f"{what} {url!r} is not a valid URL"
+    if "@" in parts.netloc:  # not quoted: it may hold a password, which every sync message would repeat
+        return f"{what} must not carry a user name or password (user@host)"
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         return f"{what} {url!r} must be an absolute https URL"
     if parts.scheme == "http" and not is_loopback(parts.hostname):

@@ -365,6 +365,11 @@ def test_an_unstatable_ca_bundle_is_a_problem_not_a_traceback(write, secrets_env
     assert only_problem(path).startswith(f"{path}:25:17: nas ds923: CA bundle ")
 
 
+def test_credentials_in_a_url_are_refused_without_quoting_them(write, secrets_env):
+    path = write(CONFIG.replace("url: https://192.168.1.20:5001", "url: https://hub-sync:pw-in-url@192.168.1.20:5001"))
+    assert only_problem(path) == f"{path}:24:10: nas ds923: url must not carry a user name or password (user@host)"
+
+
 def test_malformed_urls_are_clean_errors(write, secrets_env):
     path = write(CONFIG.replace("[https://ds923.example.com:5001]", '["https://[::1"]').replace(
         "url: https://192.168.1.20:5001", "url: http://[nas"))

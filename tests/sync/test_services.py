@@ -135,3 +135,14 @@ def test_admin_link_from_the_admin_is_kept_by_the_sync(nas_ds923, fake_dsm, admi
     sync_nas("ds923")
     account.refresh_from_db()
     assert account.user == dad and account.linked_by == "admin"
+
+
+def test_admin_form_refuses_credentials_in_the_nas_url(sync_household):
+    from synology.admin import NASForm
+
+    form = NASForm(data={
+        "id": "ds1", "household": sync_household.pk, "base_url": "https://hub:pw@192.168.1.20:5001",
+        "verify_tls": "on", "sync_interval": "01:00:00", "enabled": "on",
+    })
+    assert not form.is_valid()
+    assert list(form.errors) == ["base_url"] and "pw" not in str(form.errors)
