@@ -335,6 +335,7 @@ def _sync_locked(
         outcome, message = SyncRun.Outcome.ERROR, f"internal error: {type(error).__name__}: {error}"
     if password and password in message:  # defence in depth: never store or print the secret
         message = message.replace(password, "***")
+    message = " ".join(message.split())  # one line: `hub sync` prints one line per NAS (DB errors span several)
     duration = time.monotonic() - clock
     result = SyncResult(nas.pk, str(outcome), counts, duration, message[:2000])
     _finish(nas, run, result)

@@ -124,3 +124,17 @@ def test_undecryptable_password_is_a_failed_nas_not_a_traceback(nas_ds923, fake_
     assert SyncRun.objects.get(nas_id="ds923").outcome == "error"
     assert NAS.objects.filter(pk="ds923", last_status="error", consecutive_failures=1).exists()
     assert fake_dsm.logins == 0
+
+
+def test_a_multi_line_internal_error_is_still_one_line_per_nas(nas_ds923, fake_dsm, monkeypatch):
+    import synology.sync
+
+    def broken(*args, **kwargs):
+        raise RuntimeError('duplicate key value violates unique constraint\nDETAIL:  Key (nas_id, name)=(ds923, u)')
+
+    monkeypatch.setattr(synology.sync, "reconcile", broken)
+    fake_dsm.add_user("u")
+    status, out, _ = hub_sync("ds923")
+    assert status == 2
+    assert out == "ds923: error: internal error: RuntimeError: duplicate key value violates unique constraint " \
+                  "DETAIL: Key (nas_id, name)=(ds923, u)\n"
