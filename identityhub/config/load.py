@@ -35,6 +35,7 @@ PathKey = tuple[str | int, ...]
 Position = tuple[int, int]
 
 MAX_FILE_BYTES = 1_000_000
+MAX_SECRET_FILE_BYTES = 64 * 1024
 SECRET_KEYS = ("client_secret", "password")  # each also has a `<key>_file` form
 STR_TAG = "tag:yaml.org,2002:str"
 MAP_TAG = "tag:yaml.org,2002:map"
@@ -293,7 +294,12 @@ def _read_secret_files(data: Any, path: PathKey, document: Document, problems: l
         if not secret_path.is_absolute():
             secret_path = document.base_dir / secret_path
         try:
-            secret = secret_path.read_text(encoding="utf-8").rstrip("\r\n")
+            with open(secret_path, "rb") as handle:  # bounded: `/dev/zero` must not exhaust memory
+                raw = handle.read(MAX_SECRET_FILE_BYTES + 1)
+            if len(raw) > MAX_SECRET_FILE_BYTES:
+                problems.append(document.problem(file_path, f"{file_key} {value} is larger than a secret can be"))
+                continue
+            secret = raw.decode("utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError, ValueError) as error:  # ValueError: a NUL in the path
             reason = error.strerror if isinstance(error, OSError) and error.strerror else "not a readable UTF-8 file"
             problems.append(document.problem(file_path, f"cannot read {file_key} {value}: {reason}"))

@@ -197,6 +197,11 @@ def test_missing_secret_file(write, secrets_env):
     assert only_problem(path) == expected
 
 
+def test_an_endless_secret_file_is_refused_not_read_whole(write, secrets_env):
+    path = write(CONFIG.replace("client_secret: ${DSM_CLIENT_SECRET}", "client_secret_file: /dev/zero"))
+    assert only_problem(path) == f"{path}:32:25: client_secret_file /dev/zero is larger than a secret can be"
+
+
 def test_secret_and_secret_file_together(write, secrets_env):
     path = write(CONFIG.replace("client_secret: ${DSM_CLIENT_SECRET}",
                                 "client_secret: ${DSM_CLIENT_SECRET}\n    client_secret_file: x"))
