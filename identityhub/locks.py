@@ -142,13 +142,6 @@ class RedisLock(_LockBase):
             self._lock.release()
 
 
-def named_lock(key: str, ttl: float) -> DatabaseLock | RedisLock:
-    """A lock on `key` (at most 64 characters for the database flavour)."""
-    if settings.REDIS_URL:
-        return RedisLock(key, ttl, settings.REDIS_URL)
-    return DatabaseLock(key, ttl)
-
-
 def sync_lock(nas_id: str, ttl: float = 900.0) -> DatabaseLock | RedisLock:
     """The one-sync-per-NAS lock."""
     if settings.REDIS_URL:
