@@ -66,6 +66,13 @@ def process_cpu_seconds(pid: int) -> float:
     return total
 
 
+def machine_busy_seconds() -> float:
+    """CPU time the whole machine spent busy (all processes: hub, database, load generator)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 def load_worker(port: int, setup: dict, seconds: float, threads: int, results) -> None:
     stop_at = time.monotonic() + seconds
     counts = [0] * threads
@@ -148,6 +155,7 @@ def bench_variant(variant: str, args) -> dict:
         queue.get()
 
         cpu_before = process_cpu_seconds(server.pid)
+        machine_before = machine_busy_seconds()
         started = time.monotonic()
         clients = [multiprocessing.Process(target=load_worker, args=(port, setup, args.seconds, args.threads, queue))
                    for _ in range(args.clients)]
@@ -157,6 +165,7 @@ def bench_variant(variant: str, args) -> dict:
             c.join()
         elapsed = time.monotonic() - started
         cpu_after = process_cpu_seconds(server.pid)
+        machine_after = machine_busy_seconds()
         outcomes = [queue.get() for _ in clients]
     finally:
         server.send_signal(signal.SIGTERM)
@@ -173,6 +182,7 @@ def bench_variant(variant: str, args) -> dict:
         "cycles_per_s": round(cycles / elapsed, 1),
         "server_cpu_ms_per_cycle": round(1000 * (cpu_after - cpu_before) / max(cycles, 1), 2),
         "client_cpu_ms_per_cycle": round(1000 * client_cpu / max(cycles, 1), 2),
+        "machine_cpu_ms_per_cycle": round(1000 * (machine_after - machine_before) / max(cycles, 1), 2),
         "queries_authorize": setup["queries"][0],
         "queries_token": setup["queries"][1],
     }
@@ -189,6 +199,7 @@ def main() -> None:
     variants = ["hub", "stock"] if args.variant == "both" else [args.variant]
     rows = [bench_variant(v, args) for v in variants]
     header = ["variant", "database", "cycles_per_s", "server_cpu_ms_per_cycle", "client_cpu_ms_per_cycle",
+              "machine_cpu_ms_per_cycle",
               "queries_authorize", "queries_token", "cycles", "errors", "seconds"]
     print(" | ".join(header))
     for row in rows:

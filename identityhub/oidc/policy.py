@@ -102,7 +102,9 @@ def check_access(user, application: Application, *, allow_quick_sync: bool = Fal
     if profile.nas_id:
         username = rows[0][5]
         if username is None:
-            nas = NAS.objects.get(pk=profile.nas_id)  # fresh: the cached profile's NAS may be stale
+            # Fresh (the cached profile's NAS may be stale), without decrypting the service password:
+            # a refusal page must not fail on a changed HUB_ENCRYPTION_KEY (the sync reports that).
+            nas = NAS.objects.defer("service_password").get(pk=profile.nas_id)
             if allow_quick_sync:
                 username = dsm_username_for(nas, user, allow_quick_sync=True)
         if username is None:
