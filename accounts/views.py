@@ -67,9 +67,9 @@ def _passed_on(request: HttpRequest) -> dict[str, str]:
     passed = {}
     if "login" in request.GET.get("prompt", "").split():
         passed["prompt"] = "login"
-    max_age = request.GET.get("max_age", "")
-    if max_age.isdigit():
-        passed["max_age"] = max_age
+    max_age = parse_max_age(request.GET.get("max_age", ""))
+    if max_age is not None:
+        passed["max_age"] = str(max_age)
     assert set(passed) <= set(PASSED_ON_PARAMS)
     return passed
 
@@ -151,6 +151,14 @@ def profile(request: HttpRequest) -> HttpResponse:
             "logout_url": reverse("oauth2_provider:rp-initiated-logout"),
         },
     )
+
+
+def parse_max_age(value: str) -> int | None:
+    """An OIDC `max_age` (ASCII digits) as seconds, or None. `str.isdigit` alone also accepts
+    digits such as '²' that int() refuses, and int() refuses more than 4300 digits: both were 500s."""
+    if value.isascii() and value.isdigit() and len(value) <= 12:
+        return int(value)
+    return None
 
 
 def login_url_with(next_url: str, **params: str) -> str:

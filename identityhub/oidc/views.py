@@ -29,7 +29,7 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
-from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with
+from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age
 from identityhub.audit import record_event
 
 from . import keys
@@ -127,10 +127,10 @@ class HubAuthorizationView(AuthorizationView):
     def _needs_fresh_login(request: HttpRequest, prompt: set[str]) -> bool:
         if "login" in prompt:
             return True
-        max_age = request.GET.get("max_age", "")
-        if max_age.isdigit():
+        max_age = parse_max_age(request.GET.get("max_age", ""))
+        if max_age is not None:
             auth_time = request.session.get(AUTH_TIME_SESSION_KEY) or 0
-            return time.time() - auth_time > int(max_age)
+            return time.time() - auth_time > max_age
         return False
 
     @staticmethod
@@ -138,8 +138,9 @@ class HubAuthorizationView(AuthorizationView):
         passed = {}
         if "login" in request.GET.get("prompt", "").split():
             passed["prompt"] = "login"
-        if request.GET.get("max_age", "").isdigit():
-            passed["max_age"] = request.GET["max_age"]
+        max_age = parse_max_age(request.GET.get("max_age", ""))
+        if max_age is not None:
+            passed["max_age"] = str(max_age)
         return passed
 
     @staticmethod

@@ -1,0 +1,31 @@
+"""Odd input from the network gets a 4xx or a normal answer, never a 500."""
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.conftest import authorize_query, signed_in
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.parametrize("max_age", ["²", "١٢", "9" * 5000])
+def test_max_age_that_is_not_ascii_digits_is_ignored(client, mael, dsm_client, max_age):
+    """str.isdigit() accepts '²' (int() refuses it); int() refuses more than 4300 digits."""
+    signed_in(client, mael)
+    response = client.get(authorize_query("ds923-dsm", max_age=max_age))
+    assert response.status_code == 302
+    assert "code=" in response["Location"]
+
+
+def test_max_age_with_many_digits_is_still_honoured_when_it_fits(client, mael, dsm_client):
+    signed_in(client, mael, auth_time=1)
+    response = client.get(authorize_query("ds923-dsm", max_age="0300"))
+    assert urlsplit(response["Location"]).path == "/login/"
+    assert "max_age=300" in response["Location"]
+
+
+def test_odd_max_age_is_not_passed_on_to_the_upstream(client, google_like):
+    response = client.get("/login/google/?max_age=%C2%B2")
+    assert response.status_code == 302
+    assert "max_age" not in response["Location"]
