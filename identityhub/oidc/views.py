@@ -11,7 +11,6 @@ import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from django.conf import settings
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.db import transaction
@@ -25,7 +24,9 @@ from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot
 from oauth2_provider.exceptions import OAuthToolkitError
 from oauth2_provider.models import Application
+from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.scopes import get_scopes_backend
+from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 
@@ -123,6 +124,13 @@ class HubAuthorizationView(AuthorizationView):
         return super().create_authorization_response(request, scopes, credentials, allow)
 
     # --- helpers ------------------------------------------------------------------------------
+    def redirect(self, redirect_to, application):
+        """Every redirect back to the client carries `iss` (RFC 9207 §2: error responses too, and
+        discovery says so): DOT adds it to successful responses only, not to its error redirects
+        (invalid_scope, consent_required, access_denied from the form, anonymous prompt=none)."""
+        issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
+        return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
+
     @staticmethod
     def _needs_fresh_login(request: HttpRequest, prompt: set[str]) -> bool:
         if "login" in prompt:
@@ -150,7 +158,7 @@ class HubAuthorizationView(AuthorizationView):
         return f"{request.path}?{urlencode(query)}"
 
     def _error_redirect(self, credentials, application, error: str, description: str = "") -> HttpResponse:
-        params = {"error": error, "iss": settings.HUB_ISSUER}
+        params = {"error": error}
         if description:
             params["error_description"] = description
         if credentials.get("state"):

@@ -28,9 +28,9 @@ def test_prompt_none_signed_in_returns_a_code_not_a_500(client, mael, dsm_client
     assert exchange(client, "ds923-dsm", code, DSM_SECRET).status_code == 200
 
 
-def test_prompt_none_anonymous_answers_login_required(client, dsm_client):
+def test_prompt_none_anonymous_answers_login_required(client, dsm_client, settings):
     params = redirect_params(client.get(authorize_query("ds923-dsm", prompt="none")))
-    assert params == {"error": "login_required", "state": "st4te"}
+    assert params == {"error": "login_required", "state": "st4te", "iss": settings.HUB_ISSUER}
 
 
 def test_prompt_none_refused_person_answers_access_denied(client, people, dsm_client):
@@ -174,3 +174,26 @@ def test_authorization_responses_carry_the_issuer(client, mael, dsm_client, peop
     refused = redirect_params(client.get(authorize_query("ds923-dsm", prompt="none")))
     assert refused["error"] == "access_denied" and refused["iss"] == settings.HUB_ISSUER
     assert client.get("/.well-known/openid-configuration").json()["authorization_response_iss_parameter_supported"]
+
+
+def test_error_redirects_carry_the_issuer_too(client, mael, dsm_client, household, settings):
+    """RFC 9207 §2: `iss` is in error responses as well; an RP that sees
+    authorization_response_iss_parameter_supported must reject a response without it."""
+    # anonymous prompt=none (DOT's handle_no_permission)
+    anonymous = redirect_params(client.get(authorize_query("ds923-dsm", prompt="none")))
+    assert anonymous["error"] == "login_required" and anonymous["iss"] == settings.HUB_ISSUER
+    signed_in(client, mael)
+    for params, error in [({"scope": "openid nonsense"}, "invalid_scope"),
+                          ({"response_type": "token"}, "unauthorized_client"),
+                          ({"prompt": "none login"}, "invalid_request")]:
+        answer = redirect_params(client.get(authorize_query("ds923-dsm", **params)))
+        assert answer["error"] == error and answer["iss"] == settings.HUB_ISSUER, params
+    register_client("photos", redirect_uris=[RP_REDIRECT], client_secret=DSM_SECRET[::-1], households=[household])
+    silent = redirect_params(client.get(authorize_query("photos", prompt="none")))
+    assert silent["error"] == "consent_required" and silent["iss"] == settings.HUB_ISSUER
+    form = {"client_id": "photos", "redirect_uri": RP_REDIRECT, "response_type": "code", "scope": "openid",
+            "state": "s"}
+    denied = redirect_params(client.post("/authorize/", form))  # consent form submitted without "allow"
+    assert denied["error"] == "access_denied" and denied["iss"] == settings.HUB_ISSUER
+    allowed = client.post("/authorize/", {**form, "allow": "Authorize"})
+    assert parse_qs(urlsplit(allowed["Location"]).query)["iss"] == [settings.HUB_ISSUER]  # exactly once
