@@ -15,5 +15,5 @@ urlpatterns = [
     path("token/", views.TokenView.as_view(), name="token"),
     path("revoke/", dot.RevokeTokenView.as_view(), name="revoke-token"),
     path("userinfo/", dot.UserInfoView.as_view(), name="user-info"),
-    path("logout/", dot.RPInitiatedLogoutView.as_view(), name="rp-initiated-logout"),
+    path("logout/", views.LogoutView.as_view(), name="rp-initiated-logout"),
 ]

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 from django.utils import timezone
-from jwcrypto import jwt
+from jwcrypto import jws, jwt
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
 
@@ -262,6 +262,9 @@ class HubOAuth2Validator(OAuth2Validator):
         return signed.serialize()
 
     def _get_key_for_token(self, token):
+        # A malformed token raises InvalidJWSObject, which DOT's logout treats as "no valid hint";
+        # without this parse, jwt.JWT raised a bare ValueError later (a 500 at /logout/).
+        jws.JWS().deserialize(token)
         return keys.keyring().published
 
 

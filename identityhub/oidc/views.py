@@ -22,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot
-from oauth2_provider.exceptions import OAuthToolkitError
+from oauth2_provider.exceptions import InvalidOIDCClientError, OAuthToolkitError
 from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.scopes import get_scopes_backend
@@ -187,6 +187,21 @@ class TokenView(OAuthLibMixin, View):
         for name, value in headers.items():
             response[name] = value
         return response
+
+
+class LogoutView(dot.RPInitiatedLogoutView):
+    """DOT's RP-initiated logout; an unknown client_id is a 400, not DOT's uncaught DoesNotExist."""
+
+    def get_request_application(self, id_token, client_id):
+        if client_id:
+            try:
+                application = Application.objects.filter(client_id=client_id).first()
+            except ValueError:  # a NUL byte (PostgreSQL)
+                application = None
+            if application is None:
+                raise InvalidOIDCClientError()
+            return application
+        return super().get_request_application(id_token, client_id)
 
 
 class DiscoveryView(dot.ConnectDiscoveryInfoView):

@@ -29,3 +29,22 @@ def test_odd_max_age_is_not_passed_on_to_the_upstream(client, google_like):
     response = client.get("/login/google/?max_age=%C2%B2")
     assert response.status_code == 302
     assert "max_age" not in response["Location"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"client_id": "nope"},
+        {"client_id": "no\x00pe"},
+        {"client_id": "nope", "post_logout_redirect_uri": "https://evil.example/"},
+        {"id_token_hint": "abc"},
+        {"id_token_hint": "a.b.c"},
+        {"id_token_hint": "\x00"},
+        {"id_token_hint": "abc", "post_logout_redirect_uri": "https://evil.example/"},
+    ],
+)
+def test_logout_with_an_unknown_client_or_a_malformed_hint_is_a_400(client, mael, dsm_client, params):
+    signed_in(client, mael)
+    response = client.get("/logout/", params)
+    assert response.status_code == 400
+    assert "Location" not in response
