@@ -22,13 +22,14 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot
-from oauth2_provider.exceptions import InvalidOIDCClientError, OAuthToolkitError
+from oauth2_provider.exceptions import FatalClientError, InvalidOIDCClientError, OAuthToolkitError
 from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age
 from identityhub.audit import record_event
@@ -107,7 +108,9 @@ class HubAuthorizationView(AuthorizationView):
     # --- POST: the consent form -----------------------------------------------------------------
     def form_valid(self, form):
         application = Application.objects.filter(client_id=form.cleaned_data["client_id"]).first()
-        if application is not None and form.cleaned_data.get("allow"):
+        if application is None:  # DOT's form_valid would answer DoesNotExist with a 500
+            return self.error_response(FatalClientError(error=oauth2_errors.InvalidClientIdError()), None)
+        if form.cleaned_data.get("allow"):
             decision = check_access(self.request.user, application)
             if not decision.allowed:
                 return render(self.request, "accounts/refused.html",

@@ -48,3 +48,12 @@ def test_logout_with_an_unknown_client_or_a_malformed_hint_is_a_400(client, mael
     response = client.get("/logout/", params)
     assert response.status_code == 400
     assert "Location" not in response
+
+
+def test_consent_form_posted_for_an_unknown_client_is_a_400(client, mael, dsm_client):
+    signed_in(client, mael)
+    form = {"client_id": "nope", "redirect_uri": "https://evil.example/", "response_type": "code",
+            "scope": "openid", "state": "s", "allow": "Authorize"}
+    response = client.post("/authorize/", form)
+    assert response.status_code == 400
+    assert "Location" not in response
