@@ -81,7 +81,9 @@ class HubAuthorizationView(AuthorizationView):
             return render(request, "accounts/refused.html",
                           {"message": decision.refusal.message, "advice": decision.refusal.advice}, status=403)
 
-        if has_consent(request.user, application, scopes):
+        # prompt=consent asks again, except for trusted clients (DSM), whose consent is implied.
+        ask_again = "consent" in prompt and not application.skip_authorization
+        if not ask_again and has_consent(request.user, application, scopes):
             return self._approve(request, scopes, credentials, application)
 
         all_scopes = get_scopes_backend().get_all_scopes()

@@ -6,6 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from jwcrypto import jwk, jwt
+from oauth2_provider.models import Application
 
 from identityhub.oidc.keys import keyring
 from identityhub.oidc.models import Consent
@@ -197,3 +198,13 @@ def test_error_redirects_carry_the_issuer_too(client, mael, dsm_client, househol
     assert denied["error"] == "access_denied" and denied["iss"] == settings.HUB_ISSUER
     allowed = client.post("/authorize/", {**form, "allow": "Authorize"})
     assert parse_qs(urlsplit(allowed["Location"]).query)["iss"] == [settings.HUB_ISSUER]  # exactly once
+
+
+def test_prompt_consent_asks_again_except_for_trusted_clients(client, mael, dsm_client, household):
+    register_client("photos", redirect_uris=[RP_REDIRECT], client_secret=DSM_SECRET[::-1], households=[household])
+    Consent.objects.create(user=mael, application=Application.objects.get(client_id="photos"), scopes="openid")
+    signed_in(client, mael)
+    assert get_code(client, "photos")  # remembered
+    page = client.get(authorize_query("photos", prompt="consent"))
+    assert page.status_code == 200 and b"Allow" in page.content
+    assert get_code(client, "ds923-dsm", prompt="consent")  # trusted: consent is implied
