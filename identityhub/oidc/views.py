@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
@@ -36,9 +36,9 @@ from identityhub.audit import record_event
 
 from . import keys
 from .context import current_http_request
-from .models import Consent
+from .models import Consent, RedeemedCode
 from .policy import check_access
-from .validator import has_consent
+from .validator import _digest, has_consent, revoke_redeemed
 
 REAUTH_PARAMS = ("prompt", "max_age")
 
@@ -186,6 +186,15 @@ class TokenView(OAuthLibMixin, View):
         try:
             with transaction.atomic():
                 _url, headers, body, status = self.create_token_response(request)
+        except IntegrityError:
+            # Two redemptions of one code raced past the grant read (PostgreSQL); the other one
+            # committed its RedeemedCode first (code_digest is unique). This one is a replay.
+            redeemed = RedeemedCode.objects.filter(code_digest=_digest(request.POST.get("code", ""))).first()
+            if redeemed is None:
+                raise
+            revoke_redeemed(redeemed)  # this request had authenticated as the code's client
+            record_event("token_revoked", reason="code_reuse", client_id=redeemed.application.client_id)
+            return JsonResponse({"error": "invalid_grant"}, status=400, headers={"Cache-Control": "no-store"})
         finally:
             current_http_request.reset(token)
         response = HttpResponse(content=body, status=status)

@@ -185,3 +185,21 @@ def test_a_refused_exchange_issues_nothing(client, mael, dsm_client, household):
     Membership.objects.filter(user=mael).delete()
     assert exchange(client, "ds923-dsm", code, DSM_SECRET).status_code == 400
     assert not AccessToken.objects.exists() and not RefreshToken.objects.exists()
+
+
+def test_concurrent_redemption_of_one_code_is_a_replay_not_a_500(client, mael, dsm_client):
+    """On PostgreSQL two exchanges of one code can both read the grant; the loser's RedeemedCode
+    insert then hits the unique digest. It must get invalid_grant, and the winner's tokens go."""
+    from identityhub.oidc.models import RedeemedCode
+    from identityhub.oidc.validator import _digest
+
+    signed_in(client, mael)
+    code = get_code(client, "ds923-dsm")
+    winner = AccessToken.objects.create(user=mael, application=dsm_client, token="winner-token",
+                                        expires="2999-01-01T00:00:00Z", scope="openid")
+    RedeemedCode.objects.create(code_digest=_digest(code), application=dsm_client,
+                                access_token_checksum=winner.token_checksum)
+    loser = exchange(client, "ds923-dsm", code, DSM_SECRET)
+    assert loser.status_code == 400 and loser.json()["error"] == "invalid_grant"
+    assert not AccessToken.objects.exists()
+    assert AuditEvent.objects.filter(kind="token_revoked", reason="code_reuse").exists()
