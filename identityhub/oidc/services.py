@@ -63,8 +63,9 @@ def register_client(
 ) -> tuple[Application, str | None]:
     """Create or update a client. Returns it and, when the hub generated one, the new secret.
 
-    A confidential client without a given secret gets a generated 256-bit one on creation (shown
-    once by the caller); an existing secret is kept unless a new one is given.
+    A confidential client without a given secret gets a generated 256-bit one on creation or when
+    it was public until now (shown once by the caller); an existing secret is kept unless a new one
+    is given.
     """
     redirect_uris = list(dict.fromkeys(redirect_uris))
     if not redirect_uris:
@@ -81,11 +82,13 @@ def register_client(
             raise ClientError(f"client {client_id}: {problem}")
 
     application = Application.objects.filter(client_id=client_id).first()
+    had_secret = application is not None and application.client_type == Application.CLIENT_CONFIDENTIAL
     generated = None
     if application is None:
         application = Application(client_id=client_id)
-        if not public and client_secret is None:
-            client_secret = generated = generate_client_secret()
+    if not public and client_secret is None and not had_secret:
+        # New, or public until now: a public client's stored "secret" is the hash of "".
+        client_secret = generated = generate_client_secret()
     application.name = name or client_id
     application.client_type = Application.CLIENT_PUBLIC if public else Application.CLIENT_CONFIDENTIAL
     application.authorization_grant_type = Application.GRANT_AUTHORIZATION_CODE

@@ -64,6 +64,14 @@ class HubOAuth2Validator(OAuth2Validator):
             cache[client_id] = client
         return client
 
+    def _check_secret(self, provided_secret, stored_secret):
+        # DOT asks this for confidential clients (and for anyone who sends a secret). An empty
+        # secret never authenticates: a public client's stored value is the hash of "", and a
+        # client turned confidential in the admin keeps that hash.
+        if not provided_secret or not stored_secret:
+            return False
+        return super()._check_secret(provided_secret, stored_secret)
+
     # --- authorization endpoint -----------------------------------------------------------
     def validate_silent_login(self, request) -> bool:
         http_request = current_http_request.get()

@@ -203,3 +203,28 @@ def test_concurrent_redemption_of_one_code_is_a_replay_not_a_500(client, mael, d
     assert loser.status_code == 400 and loser.json()["error"] == "invalid_grant"
     assert not AccessToken.objects.exists()
     assert AuditEvent.objects.filter(kind="token_revoked", reason="code_reuse").exists()
+
+
+def test_a_confidential_client_never_authenticates_with_an_empty_secret(client, mael, household):
+    """A public client's stored secret is the hash of "": turned confidential (services or the admin's
+    client type radio), it must not then accept a missing or empty secret."""
+    register_client("app", redirect_uris=[RP_REDIRECT], public=True, households=[household], skip_consent=True)
+    app = Application.objects.get(client_id="app")
+    app.client_type = Application.CLIENT_CONFIDENTIAL  # as the admin would, leaving the secret field alone
+    app.save()
+    signed_in(client, mael)
+    assert exchange(client, "app", get_code(client, "app")).status_code == 401
+    assert exchange(client, "app", get_code(client, "app"), secret="").status_code == 401
+
+
+def test_turning_a_public_client_confidential_generates_a_secret(client, mael, household):
+    register_client("app", redirect_uris=[RP_REDIRECT], public=True, households=[household], skip_consent=True)
+    _, generated = register_client("app", redirect_uris=[RP_REDIRECT], households=[household], skip_consent=True)
+    assert generated and check_secret_strength(generated) is None
+    signed_in(client, mael)
+    assert exchange(client, "app", get_code(client, "app")).status_code == 401
+    assert exchange(client, "app", get_code(client, "app"), generated).status_code == 200
+    # an existing confidential client keeps its secret
+    _, again = register_client("app", redirect_uris=[RP_REDIRECT], households=[household], skip_consent=True)
+    assert again is None
+    assert exchange(client, "app", get_code(client, "app"), generated).status_code == 200
