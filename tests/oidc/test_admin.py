@@ -49,3 +49,50 @@ def test_admin_changes_are_audited(admin_client, google_like, upstream_provider)
                             "client_id": "x", "client_secret": "", "allowed_domains": "[]", "enabled": "on",
                             "position": "0"})
     assert AuditEvent.objects.filter(kind="admin_change", details__model="upstream").exists()
+
+
+def _application_form(admin_client, url):
+    page = admin_client.get(url)
+    form = page.context["adminform"].form
+    data = {}
+    for name, field in form.fields.items():
+        value = form[name].value()
+        if value is None or value is False:
+            continue
+        data[name] = "on" if value is True else value
+    return data
+
+
+def test_the_application_admin_refuses_weak_client_secrets(admin_client, dsm_client):
+    from oauth2_provider.models import Application
+
+    url = reverse("admin:oauth2_provider_application_add")
+    data = {**_application_form(admin_client, url), "client_id": "weak", "name": "Weak", "client_type": "confidential",
+            "authorization_grant_type": "authorization-code", "redirect_uris": "https://app.example.com/cb",
+            "algorithm": "RS256", "client_secret": "password123"}
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and b"client secret needs" in response.content
+    assert not Application.objects.filter(client_id="weak").exists()
+    response = admin_client.post(url, {**data, "client_secret": DSM_SECRET[::-1]})
+    assert response.status_code == 302, response.content[:3000]
+    assert Application.objects.filter(client_id="weak").exists()
+
+
+def test_making_a_public_client_confidential_in_the_admin_needs_a_new_secret(admin_client, public_client):
+    from oauth2_provider.models import Application
+
+    url = reverse("admin:oauth2_provider_application_change", args=[public_client.pk])
+    data = {**_application_form(admin_client, url), "client_type": "confidential"}
+    response = admin_client.post(url, data)
+    assert response.status_code == 200 and b"needs a new secret" in response.content
+    assert Application.objects.get(pk=public_client.pk).client_type == "public"
+
+
+def test_editing_a_confidential_client_in_the_admin_keeps_its_secret(admin_client, dsm_client, client):
+    from oauth2_provider.models import Application
+
+    stored = Application.objects.get(pk=dsm_client.pk).client_secret
+    url = reverse("admin:oauth2_provider_application_change", args=[dsm_client.pk])
+    response = admin_client.post(url, {**_application_form(admin_client, url), "name": "Renamed"})
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Application.objects.get(pk=dsm_client.pk).client_secret == stored
