@@ -80,6 +80,8 @@ def load_client(client_id: str) -> Application | None:
     identityhub.oidc.signals). The token is read before the rows, so a cached client is never
     older than the token it is filed under. Treat the returned object as read-only.
     """
+    if not client_id or "\x00" in client_id:  # e.g. from a Basic auth header; PostgreSQL refuses NUL
+        return None
     token = current_generation(CLIENTS)
     cache = _client_cache
     with cache.lock:

@@ -57,3 +57,43 @@ def test_consent_form_posted_for_an_unknown_client_is_a_400(client, mael, dsm_cl
     response = client.post("/authorize/", form)
     assert response.status_code == 400
     assert "Location" not in response
+
+
+
+NUL = "no\x00pe"
+SECRET = "dsm-secret-Q7x9LmP2vR4tK8wZ3nB6yH1cJ5dF0gS"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("get", "/authorize/", {"response_type": "code", "client_id": NUL, "redirect_uri": "http://127.0.0.1:9/callback",
+                                "scope": "openid"}),
+        ("get", "/authorize/", {"response_type": "code", "client_id": NUL, "prompt": "none", "scope": "openid",
+                                "redirect_uri": "http://127.0.0.1:9/callback"}),
+        ("post", "/token/", {"grant_type": "authorization_code", "code": "x", "client_id": NUL, "client_secret": "x"}),
+        ("post", "/token/", {"grant_type": "authorization_code", "code": NUL, "client_id": "ds923-dsm",
+                             "client_secret": SECRET, "redirect_uri": "http://127.0.0.1:9/callback"}),
+        ("post", "/token/", {"grant_type": "refresh_token", "refresh_token": NUL, "client_id": "ds923-dsm",
+                             "client_secret": SECRET}),
+        ("post", "/revoke/", {"token": NUL, "client_id": "ds923-dsm", "client_secret": SECRET}),
+        ("get", "/logout/", {"client_id": NUL}),
+        ("get", "/login/", {"next": NUL}),
+    ],
+)
+def test_nul_bytes_in_parameters_are_a_400_not_a_500(client, mael, dsm_client, method, path, params):
+    """PostgreSQL (psycopg 3) refuses NUL bytes with a DataError: a client_id, code or token holding
+    one was a 500 there (SQLite merely found no row)."""
+    signed_in(client, mael)
+    response = getattr(client, method)(path, params)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_a_nul_byte_in_a_basic_auth_client_id_is_an_invalid_client(client, dsm_client):
+    import base64
+
+    basic = base64.b64encode(b"no\x00pe:secret").decode()
+    response = client.post("/token/", {"grant_type": "authorization_code", "code": "x"},
+                           HTTP_AUTHORIZATION=f"Basic {basic}")
+    assert response.status_code == 401
