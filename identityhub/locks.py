@@ -122,7 +122,7 @@ class RedisLock(_LockBase):
     def __init__(self, key: str, ttl: float, url: str) -> None:
         self.key = key
         self.ttl = ttl
-        self._lock = _redis(url).lock(f"identityhub:lock:{key}", timeout=ttl, blocking=False)
+        self._lock = _redis(url).lock(f"identityhub:{_database_name()}:lock:{key}", timeout=ttl, blocking=False)
 
     def _try_acquire(self) -> bool:
         return bool(self._lock.acquire(blocking=False))
@@ -140,6 +140,13 @@ class RedisLock(_LockBase):
 
         with contextlib.suppress(LockError):  # expired or taken over meanwhile: nothing of ours to release
             self._lock.release()
+
+
+def _database_name() -> str:
+    """Locks guard rows of one database: hubs (or parallel test runs) sharing a Redis never collide."""
+    from django.db import connection
+
+    return str(connection.settings_dict["NAME"]).rsplit("/", 1)[-1]
 
 
 def sync_lock(nas_id: str, ttl: float = 900.0) -> DatabaseLock | RedisLock:
