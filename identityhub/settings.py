@@ -291,7 +291,11 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
-HUB_REDEEMED_CODE_RETENTION_SECONDS = 24 * 3600
+# Redeemed codes are kept as long as the refresh tokens they issued can live (code-reuse
+# revocation and the original auth_time of refreshed ID tokens).
+HUB_REDEEMED_CODE_RETENTION_SECONDS = (
+    OAUTH2_PROVIDER["REFRESH_TOKEN_EXPIRE_SECONDS"] + OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
+)
 
 # Retention for housekeeping (synology.tasks.housekeeping).
 HUB_SYNCRUN_RETENTION_DAYS = int(os.environ.get("HUB_SYNCRUN_RETENTION_DAYS", "30"))

@@ -76,13 +76,19 @@ class RedeemedCode(models.Model):
     """An authorization code already exchanged, and what it produced (RFC 6749 §4.1.2).
 
     DOT deletes the Grant on redemption, so a replayed code would only get `invalid_grant`
-    while the first tokens stay valid. Remembering the code lets the hub revoke them.
+    while the first tokens stay valid. Remembering the code lets the hub revoke them. The row
+    also keeps the sign-in time for the refresh-token family, so a refreshed ID token carries the
+    original `auth_time` (OIDC Core §12.2), not the person's latest sign-in elsewhere. Rows live as
+    long as a refresh token can (settings.HUB_REDEEMED_CODE_RETENTION_SECONDS).
     """
 
     code_digest = models.CharField(max_length=64, unique=True)
     application = models.ForeignKey(Application, on_delete=models.CASCADE)
     access_token_checksum = models.CharField(max_length=64)
-    token_family = models.UUIDField(null=True, blank=True)
+    token_family = models.UUIDField(null=True, blank=True, db_index=True)
+    auth_time = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="the sign-in time behind the code; refreshed ID tokens repeat it"
+    )
     redeemed = models.DateTimeField(auto_now_add=True, db_index=True)
 
     def __str__(self) -> str:

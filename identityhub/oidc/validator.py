@@ -202,6 +202,7 @@ class HubOAuth2Validator(OAuth2Validator):
                 application=request.client,
                 access_token_checksum=access_token.token_checksum,
                 token_family=refresh_token.token_family if refresh_token else None,
+                auth_time=getattr(request, "hub_auth_time", None),
             )
         decision = getattr(request, "hub_access", None)
         record_event("token_issued", user=request.user, client_id=request.client.client_id,
@@ -210,6 +211,11 @@ class HubOAuth2Validator(OAuth2Validator):
     def validate_refresh_token(self, refresh_token, client, request, *args, **kwargs):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
+        family = request.refresh_token_instance.token_family
+        request.hub_auth_time = (
+            RedeemedCode.objects.filter(token_family=family).values_list("auth_time", flat=True).first()
+            if family else None
+        )
         return self._authorize_person(request, request.user, client)
 
     def _authorize_person(self, request, user, client) -> bool:

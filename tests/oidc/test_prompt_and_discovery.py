@@ -208,3 +208,19 @@ def test_prompt_consent_asks_again_except_for_trusted_clients(client, mael, dsm_
     page = client.get(authorize_query("photos", prompt="consent"))
     assert page.status_code == 200 and b"Allow" in page.content
     assert get_code(client, "ds923-dsm", prompt="consent")  # trusted: consent is implied
+
+
+def test_a_refreshed_id_token_keeps_the_original_auth_time(client, mael, dsm_client):
+    from accounts.models import User
+
+    signed_in(client, mael, auth_time=int(time.time()) - 1000)
+    tokens = exchange(client, "ds923-dsm", get_code(client, "ds923-dsm", scope="openid offline_access"),
+                      DSM_SECRET).json()
+    original = decode(tokens["id_token"])["auth_time"]
+    # Mael signs in again on another device: last_login moves, this session's auth_time must not.
+    from django.utils import timezone
+
+    User.objects.filter(pk=mael.pk).update(last_login=timezone.now())
+    refreshed = client.post("/token/", {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
+                                        "client_id": "ds923-dsm", "client_secret": DSM_SECRET}).json()
+    assert decode(refreshed["id_token"])["auth_time"] == original
