@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from urllib.parse import urlencode
 
@@ -47,23 +48,35 @@ def login_choice(request: HttpRequest) -> HttpResponse:
     return render(request, "accounts/login.html", {"choices": choices}, status=200 if upstreams else 503)
 
 
+def with_upstream(view):
+    """Resolve the URL's upstream id to an enabled upstream, or answer with a clear 404 page."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, upstream_id: str) -> HttpResponse:
+        try:
+            upstream = get_upstream(upstream_id)
+        except UpstreamUnavailable as error:
+            return render(request, "accounts/refused.html", {"message": str(error), "advice": ""}, status=404)
+        return view(request, upstream)
+
+    return wrapper
+
+
 @never_cache
-def login_upstream(request: HttpRequest, upstream_id: str) -> HttpResponse:
+@with_upstream
+def login_upstream(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     """GET starts the upstream login (social-auth's own begin view is POST-only)."""
-    try:
-        upstream = get_upstream(upstream_id)
-    except UpstreamUnavailable as error:
-        return render(request, "accounts/refused.html", {"message": str(error), "advice": ""}, status=404)
     backend = load_backend(request, upstream)
-    backend.passed_on = _passed_on(request)
+    backend.passed_on = reauth_params(request)
     try:
         return do_auth(backend, redirect_name="next")
     except SocialAuthBaseException as error:
         return _failed(request, upstream, error)
 
 
-def _passed_on(request: HttpRequest) -> dict[str, str]:
-    """prompt=login and max_age reach the upstream, or its own session signs people straight back in."""
+def reauth_params(request: HttpRequest) -> dict[str, str]:
+    """The request's `prompt=login` and `max_age`, to pass on: the hub hands them to /login/, and
+    /login/<id>/ to the upstream — or the upstream's own session signs people straight back in."""
     passed = {}
     if "login" in request.GET.get("prompt", "").split():
         passed["prompt"] = "login"
@@ -75,12 +88,9 @@ def _passed_on(request: HttpRequest) -> dict[str, str]:
 
 
 @never_cache
-def mock_upstream(request: HttpRequest, upstream_id: str) -> HttpResponse:
+@with_upstream
+def mock_upstream(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     """The development upstream's sign-in form: pick a declared person."""
-    try:
-        upstream = get_upstream(upstream_id)
-    except UpstreamUnavailable as error:
-        return render(request, "accounts/refused.html", {"message": str(error), "advice": ""}, status=404)
     if upstream.type != Upstream.Type.MOCK:
         raise Http404
     people = User.objects.filter(is_active=True).order_by("email")
@@ -98,11 +108,8 @@ def mock_upstream(request: HttpRequest, upstream_id: str) -> HttpResponse:
 
 @never_cache
 @csrf_exempt  # the upstream posts back here (form_post); social-auth checks `state`
-def complete(request: HttpRequest, upstream_id: str) -> HttpResponse:
-    try:
-        upstream = get_upstream(upstream_id)
-    except UpstreamUnavailable as error:
-        return render(request, "accounts/refused.html", {"message": str(error), "advice": ""}, status=404)
+@with_upstream
+def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     backend = load_backend(request, upstream)
 
     def sign_in(backend, user, social_user) -> None:

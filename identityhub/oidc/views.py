@@ -31,7 +31,7 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age
+from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params
 from identityhub.audit import record_event
 
 from . import keys
@@ -70,7 +70,7 @@ class HubAuthorizationView(AuthorizationView):
             if "none" in prompt:
                 return self._error_redirect(credentials, application, "login_required")
             logout(request)
-            return redirect(login_url_with(self._without_reauth_params(request), **self._passed_on(request)))
+            return redirect(login_url_with(self._without_reauth_params(request), **reauth_params(request)))
 
         decision = check_access(request.user, application, allow_quick_sync=True)
         if not decision.allowed:
@@ -145,16 +145,6 @@ class HubAuthorizationView(AuthorizationView):
             auth_time = request.session.get(AUTH_TIME_SESSION_KEY) or 0
             return time.time() - auth_time > max_age
         return False
-
-    @staticmethod
-    def _passed_on(request: HttpRequest) -> dict[str, str]:
-        passed = {}
-        if "login" in request.GET.get("prompt", "").split():
-            passed["prompt"] = "login"
-        max_age = parse_max_age(request.GET.get("max_age", ""))
-        if max_age is not None:
-            passed["max_age"] = str(max_age)
-        return passed
 
     @staticmethod
     def _without_reauth_params(request: HttpRequest) -> str:
