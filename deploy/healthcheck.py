@@ -7,7 +7,8 @@ It checks the role the container was started in (deploy/entrypoint.sh records it
 - web: GET <issuer path>/healthz on the local gunicorn. The path follows the issuer
   (HUB_ISSUER=https://example.com/id → /id/healthz); the issuer is read the way the hub reads it,
   by importing its settings module (no database access). The Host header is one the hub accepts.
-  /healthz is a liveness check: it does not check the database, Redis or the signing key.
+  /healthz is a liveness check: it does not check the database, Redis or the signing key
+  (/readyz does; use it for a load balancer's readiness probe).
 - worker / beat: `celery inspect ping` of this container's node (worker@HOST / beat@HOST,
   the names the entrypoint gives them) through the broker.
 - anything else (hub, manage): healthy.

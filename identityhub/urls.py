@@ -14,6 +14,7 @@ hub_patterns = [
     path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("readyz", views.readyz, name="readyz"),
     path("", views.home, name="home"),
 ]
 if settings.DEBUG:

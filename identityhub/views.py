@@ -1,11 +1,56 @@
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
+from django.core.cache import cache
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.views.decorators.cache import never_cache
+
+log = logging.getLogger(__name__)
 
 
 @login_not_required
 def healthz(request: HttpRequest) -> HttpResponse:
+    """Liveness: the process answers."""
     return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@login_not_required
+def readyz(request: HttpRequest) -> HttpResponse:
+    """Readiness: the database answers, the signing key is loaded and, with REDIS_URL, Redis answers.
+
+    Says which check failed, never why in detail (that goes to the log)."""
+    from identityhub.oidc.keys import keyring
+
+    checks: dict[str, str] = {}
+    probes = {"database": _database, "signing_key": lambda: keyring()}
+    if settings.REDIS_URL:
+        probes["redis"] = _redis
+    for name, probe in probes.items():
+        try:
+            probe()
+            checks[name] = "ok"
+        except Exception:  # a readiness probe reports every failure, whatever its kind
+            log.exception("readiness check %s failed", name)
+            checks[name] = "failed"
+    ready = all(state == "ok" for state in checks.values())
+    return JsonResponse({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def _database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _redis() -> None:
+    cache.set("identityhub:readyz", "1", 5)
+    if cache.get("identityhub:readyz") != "1":
+        raise RuntimeError("cache round trip failed")
 
 
 def home(request: HttpRequest) -> HttpResponse:
