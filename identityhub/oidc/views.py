@@ -78,8 +78,11 @@ class HubAuthorizationView(AuthorizationView):
                          client_id=application.client_id, nas_id=decision.nas_id, at="authorize")
             if "none" in prompt:
                 return self._error_redirect(credentials, application, "access_denied", decision.refusal.message)
+            # Offer to sign in as someone else and come back to this same request.
+            another = login_url_with(self._without_reauth_params(request), prompt="login")
             return render(request, "accounts/refused.html",
-                          {"message": decision.refusal.message, "advice": decision.refusal.advice}, status=403)
+                          {"message": decision.refusal.message, "advice": decision.refusal.advice,
+                           "retry": another, "retry_label": "Use another account"}, status=403)
 
         # prompt=consent asks again, except for trusted clients (DSM), whose consent is implied.
         ask_again = "consent" in prompt and not application.skip_authorization

@@ -85,6 +85,9 @@ def test_not_in_household_and_no_nas_account_get_a_clear_page(client, people, ds
         assert response.status_code == 403, who
         assert phrase in response.content
         assert "Location" not in response
+        assert b"Use another account" in response.content  # back to this request, signed in afresh
+        assert response.context["retry"].startswith("/login/?next=%2Fauthorize%2F%3F")
+        assert "prompt=login" in response.context["retry"]
     assert AuditEvent.objects.filter(kind="refusal", reason="not_in_household").exists()
     assert AuditEvent.objects.filter(kind="refusal", reason="no_nas_account").exists()
 
