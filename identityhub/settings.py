@@ -291,6 +291,8 @@ OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
 OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
 OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
 OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+# A retired signing key stays in the JWKS this long (tokens it signed keep verifying).
+HUB_KEY_RETIREMENT_SECONDS = int(os.environ.get("HUB_KEY_RETIREMENT_SECONDS", str(7 * 24 * 3600)))
 # Redeemed codes are kept as long as the refresh tokens they issued can live (code-reuse
 # revocation and the original auth_time of refreshed ID tokens).
 HUB_REDEEMED_CODE_RETENTION_SECONDS = (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
 from oauth2_provider.models import Application
 
 from accounts.models import User, normalize_email
@@ -25,8 +26,6 @@ def run_claims(command, options) -> int:
     if not decision.allowed:
         command.stderr.write(f"refused ({decision.refusal.reason}): {decision.refusal.message}")
         return 1
-    from django.conf import settings
-
     scopes = (options.get("scope") or " ".join(settings.OAUTH2_PROVIDER["SCOPES"])).split()
     claims = build_claims(user, decision, scopes, application)
     command.stdout.write(json.dumps(claims, sort_keys=True, indent=2, ensure_ascii=False))
@@ -34,11 +33,17 @@ def run_claims(command, options) -> int:
 
 
 def run_keys(command, options) -> int:
-    from .keys import keyring
+    """`hub keys list`: published key ids and their state; `hub keys rotate`: a new signing key.
+    Private keys are never printed."""
+    from . import keys
 
-    if options["action"] == "list":
-        for key in keyring().published:
-            command.stdout.write(key.get("kid"))
+    if options["action"] == "rotate":
+        key = keys.rotate()
+        command.stdout.write(f"{key.kid}: active (the previous key stays published for "
+                             f"{settings.HUB_KEY_RETIREMENT_SECONDS // 3600} h)")
         return 0
-    command.stderr.write("keys rotate is not implemented yet")
-    return 1
+    active = keys.ensure_active_key()
+    command.stdout.write(f"{active.kid}: active since {active.created:%Y-%m-%d %H:%M}")
+    for key in keys.retiring_keys():
+        command.stdout.write(f"{key.kid}: retiring since {key.retired_at:%Y-%m-%d %H:%M}")
+    return 0

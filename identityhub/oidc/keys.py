@@ -1,26 +1,41 @@
 """Signing keys: generated once (race-free), stored encrypted, loaded identically by every process.
 
-DOT reads `OIDC_RSA_PRIVATE_KEY` from settings; settings.py points it at `active_private_pem()`, so
-the first use in a process loads the active key from the database and keeps it for the life of
-the process. A key that cannot be decrypted raises: it is never replaced silently.
+DOT reads `OIDC_RSA_PRIVATE_KEY` from settings; settings.py points it at `active_private_pem()`.
+Each process keeps the key ring in memory and, at most once a second, checks the "keys"
+generation token (`selectors.current_generation`), which `rotate()` changes in the same
+transaction as the keys: a rotation reaches every process within a second. A key that cannot be
+decrypted raises: it is never replaced silently.
+
+Rotation (`hub keys rotate`): the new key signs at once; the previous one stays in the JWKS (and
+keeps verifying `id_token_hint`s) for HUB_KEY_RETIREMENT_SECONDS, then is no longer published.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 from jwcrypto import jwk
 
 from .models import SigningKey
+from .selectors import bump_generation, current_generation
 
 log = logging.getLogger(__name__)
+KEYS = "keys"
+RECHECK_SECONDS = 1.0
+
 _lock = threading.Lock()
 _loaded: KeyRing | None = None
+_generation: object = None
+_checked_at = 0.0
 
 
 @dataclass(frozen=True)
@@ -68,23 +83,35 @@ def ensure_active_key() -> SigningKey:
         return SigningKey.objects.get(active=True)
 
 
+def retiring_keys():
+    """Retired keys still published: retired less than HUB_KEY_RETIREMENT_SECONDS ago."""
+    cutoff = timezone.now() - timedelta(seconds=settings.HUB_KEY_RETIREMENT_SECONDS)
+    return SigningKey.objects.filter(active=False, retired_at__gt=cutoff).order_by("-retired_at")
+
+
 def load_keyring() -> KeyRing:
     active = ensure_active_key()
     published = jwk.JWKSet()
     active_jwk = _jwk_from_pem(active.private_pem)
     published.add(active_jwk)
-    for retiring in SigningKey.objects.filter(active=False, retired_at__isnull=False):
+    for retiring in retiring_keys():
         published.add(_jwk_from_pem(retiring.private_pem))
     return KeyRing(active=active_jwk, active_pem=active.private_pem, published=published)
 
 
 def keyring() -> KeyRing:
-    """The process-wide key ring, loaded on first use."""
-    global _loaded
-    if _loaded is None:
-        with _lock:
-            if _loaded is None:
+    """The process-wide key ring: loaded on first use, revalidated at most once a second."""
+    global _loaded, _generation, _checked_at
+    now = time.monotonic()
+    if _loaded is not None and now - _checked_at < RECHECK_SECONDS:
+        return _loaded
+    with _lock:
+        if _loaded is None or now - _checked_at >= RECHECK_SECONDS:
+            generation = current_generation(KEYS)  # read before the keys: never older than the token
+            if _loaded is None or generation != _generation:
                 _loaded = load_keyring()
+                _generation = generation
+            _checked_at = now
     return _loaded
 
 
@@ -93,6 +120,23 @@ def reload_keyring() -> KeyRing:
     with _lock:
         _loaded = None
     return keyring()
+
+
+@transaction.atomic
+def rotate() -> SigningKey:
+    """Make a new active key; the current one retires (still published for the grace period)."""
+    pem = generate_private_pem()
+    current = SigningKey.objects.select_for_update().filter(active=True).first()
+    if current is not None:
+        current.active = False
+        current.retired_at = timezone.now()
+        current.save(update_fields=["active", "retired_at"])
+    key = SigningKey.objects.create(kid=_jwk_from_pem(pem).get("kid"), private_pem=pem, active=True)
+    bump_generation(KEYS)
+    global _checked_at
+    _checked_at = 0.0  # this process rechecks on its next use
+    log.warning("signing key rotated: %s is active, %s retiring", key.kid, current.kid if current else "-")
+    return key
 
 
 def active_private_pem() -> str:
