@@ -110,9 +110,3 @@ def register_client(
     profile.save()
     profile.households.set(list(households))
     return application, generated
-
-
-def dsm_redirect_uris(origin: str) -> list[str]:
-    """DSM uses its bare origin as redirect URI, with or without a trailing slash: register both."""
-    origin = origin.rstrip("/")
-    return [origin, origin + "/"]

@@ -228,3 +228,19 @@ def test_turning_a_public_client_confidential_generates_a_secret(client, mael, h
     _, again = register_client("app", redirect_uris=[RP_REDIRECT], households=[household], skip_consent=True)
     assert again is None
     assert exchange(client, "app", get_code(client, "app"), generated).status_code == 200
+
+
+def test_policy_sql_and_selector_agree_on_the_preferred_account(mael, dsm_client, nas):
+    """The raw policy query and its ORM twin (synology.selectors) pick the same account."""
+    from django.utils import timezone
+
+    from identityhub.oidc.policy import check_access
+    from synology.models import DSMAccount
+    from synology.selectors import dsm_username_for
+
+    now = timezone.now()
+    for name, how in (("a-admin", "admin"), ("b-explicit", "explicit"), ("0-email", "email")):
+        DSMAccount.objects.create(nas=nas, name=name, user=mael, linked_by=how, first_seen=now, last_seen=now)
+    assert check_access(mael, dsm_client).dsm_username == dsm_username_for(nas, mael) == "b-explicit"
+    DSMAccount.objects.filter(linked_by="explicit").update(expired=True)
+    assert check_access(mael, dsm_client).dsm_username == dsm_username_for(nas, mael) == "a-admin"
