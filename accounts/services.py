@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from django.db import transaction
 
 from .models import Household, Membership, Upstream, User, normalize_email
+from .roles import sync_staff_flag
 
 
 @dataclass(frozen=True)
@@ -89,21 +90,35 @@ def set_members(household: Household, members: Iterable[MemberSpec], *, managed:
         [Membership(household=household, user_id=uid, role=role) for uid, role in wanted.items() if uid not in current]
     )
     for user in User.objects.filter(pk__in=set(wanted) | set(current)):
-        refresh_staff_flag(user)
+        sync_staff_flag(user)
 
 
 def refresh_staff_flag(user: User) -> None:
-    """Household admins run the hub: they enter the admin site as superusers.
+    """Kept for callers of the old name: staff mirrors the role; household admins are never superusers."""
+    sync_staff_flag(user)
 
-    Only people the config manages lose the flags again; a bootstrap superuser keeps them.
+
+@transaction.atomic
+def set_operators(emails: Iterable[str]) -> list[User]:
+    """Make exactly these declared people operators (superusers) among the config-managed people.
+
+    People the config does not manage (a `createsuperuser` bootstrap account) keep their flags.
+    Returns the operators. Unknown emails raise ValueError (the config validator catches them first).
     """
-    is_admin = Membership.objects.filter(user=user, role=Membership.Role.ADMIN).exists()
-    if is_admin and not (user.is_staff and user.is_superuser):
-        user.is_staff = user.is_superuser = True
-        user.save(update_fields=["is_staff", "is_superuser"])
-    elif not is_admin and user.managed and (user.is_staff or user.is_superuser):
-        user.is_staff = user.is_superuser = False
-        user.save(update_fields=["is_staff", "is_superuser"])
+    wanted = {normalize_email(e) for e in emails}
+    found = {u.email: u for u in User.objects.filter(email__in=wanted)}
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise ValueError(f"operators must be declared people: {', '.join(missing)}")
+    for user in User.objects.filter(managed=True, is_superuser=True).exclude(email__in=wanted):
+        user.is_superuser = False
+        user.save(update_fields=["is_superuser"])
+        sync_staff_flag(user)
+    for user in found.values():
+        if not (user.is_superuser and user.is_staff):
+            user.is_superuser = user.is_staff = True
+            user.save(update_fields=["is_superuser", "is_staff"])
+    return list(found.values())
 
 
 def deactivate_person(user: User) -> None:

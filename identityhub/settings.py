@@ -118,7 +118,8 @@ SECURE_REFERRER_POLICY = "same-origin"
 
 # --- apps ---------------------------------------------------------------------------------
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "console",  # before the admin: its templates override the admin's
+    "console.apps.HubAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

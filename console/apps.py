@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.contrib.admin import apps as admin_apps
+
+
+class ConsoleConfig(AppConfig):
+    """The household console: the admin site's dashboard, templates and audit trail."""
+
+    default = True
+    name = "console"
+    verbose_name = "Household console"
+
+
+class HubAdminConfig(admin_apps.AdminConfig):
+    """Django's admin app, with the hub's site (role checks, dashboard) as its default site."""
+
+    default = False
+    default_site = "console.site.HubAdminSite"

@@ -1,0 +1,123 @@
+"""The console's front page: each household's NASes with sync health, people without a NAS
+account, and recent refusals with a link to fix each. Read-only; scoped like every admin page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from urllib.parse import urlencode
+
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import time_format
+from django.utils.timesince import timesince
+from django.utils.translation import gettext as _
+
+from accounts.models import Household, Membership, User
+from accounts.roles import administered_household_ids, is_operator
+from identityhub.models import AuditEvent
+from synology.models import NAS, DSMAccount
+
+from .audit_scope import audit_events_for
+
+RECENT_REFUSALS = 10
+
+
+def sync_health(nas: NAS, now: datetime | None = None) -> str:
+    """One line a person reads at a glance: "ok 4 min ago", "unreachable since 23:10, next try 23:40"."""
+    now = now or timezone.now()
+    if not nas.enabled:
+        return _("disabled")
+    if nas.last_status == NAS.Status.NEVER:
+        return _("never synced")
+    if nas.last_status == NAS.Status.OK and nas.last_success_at:
+        return _("ok %(ago)s ago") % {"ago": timesince(nas.last_success_at, now, depth=1)}
+    status = nas.get_last_status_display()
+    since = nas.failing_since or nas.last_attempt_at
+    line = status
+    if since:
+        line = _("%(status)s since %(time)s") % {"status": status, "time": _clock(since)}
+    if nas.next_sync_at:
+        line += ", " + _("next try %(time)s") % {"time": _clock(nas.next_sync_at)}
+    return line
+
+
+def _clock(value: datetime) -> str:
+    local = timezone.localtime(value)
+    if local.date() == timezone.localdate():
+        return time_format(local, "H:i")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+@dataclass
+class NASLine:
+    nas: NAS
+    health: str
+    ok: bool
+    url: str
+    people_without_account: list[User] = field(default_factory=list)
+
+
+@dataclass
+class HouseholdPanel:
+    household: Household
+    url: str
+    nases: list[NASLine]
+
+
+@dataclass
+class RefusalLine:
+    event: AuditEvent
+    who: str
+    fix_label: str
+    fix_url: str
+
+
+def build_dashboard(user) -> dict:
+    households = Household.objects.order_by("name")
+    if not is_operator(user):
+        households = households.filter(pk__in=administered_household_ids(user))
+    households = list(households)
+    ids = [h.pk for h in households]
+    nases = list(NAS.objects.filter(household_id__in=ids).defer("service_password").order_by("id"))
+    members: dict[str, list[User]] = {}
+    for membership in Membership.objects.filter(household_id__in=ids, user__is_active=True).select_related("user"):
+        members.setdefault(membership.household_id, []).append(membership.user)
+    with_account = set(
+        DSMAccount.objects.filter(nas__in=nases, present=True, user__isnull=False).values_list("nas_id", "user_id")
+    )
+    panels = []
+    for household in households:
+        lines = []
+        for nas in (n for n in nases if n.household_id == household.pk):
+            missing = sorted((u for u in members.get(household.pk, []) if (nas.pk, u.pk) not in with_account),
+                             key=lambda u: u.email)
+            lines.append(NASLine(nas, sync_health(nas), nas.last_status == NAS.Status.OK,
+                                 reverse("admin:synology_nas_change", args=[nas.pk]), missing))
+        panels.append(HouseholdPanel(household, reverse("admin:accounts_household_change", args=[household.pk]),
+                                     lines))
+    refusals = audit_events_for(user).filter(kind=AuditEvent.Kind.REFUSAL).select_related("user")
+    return {
+        "households": panels,
+        "refusals": [refusal_line(e) for e in refusals[:RECENT_REFUSALS]],
+        "audit_url": reverse("admin:identityhub_auditevent_changelist") + "?" + urlencode({"kind": "refusal"}),
+    }
+
+
+def refusal_line(event: AuditEvent) -> RefusalLine:
+    """What went wrong, and the page where an admin fixes it."""
+    who = event.user.email if event.user_id else (event.email or _("someone unknown"))
+    if event.reason == "no_nas_account" and event.nas_id:
+        url = reverse("admin:synology_dsmaccount_changelist") + "?" + urlencode({"nas__id__exact": event.nas_id})
+        return RefusalLine(event, who, _("Link a DSM account"), url)
+    if event.user_id:
+        return RefusalLine(event, who, _("Open the person"), reverse("admin:accounts_user_change",
+                                                                      args=[event.user_id]))
+    if event.email:
+        return RefusalLine(event, who, _("Add this person"),
+                           reverse("admin:accounts_user_add") + "?" + urlencode({"email": event.email}))
+    return RefusalLine(event, who, _("See the audit trail"),
+                       reverse("admin:identityhub_auditevent_change", args=[event.pk]))
+
+
+
