@@ -1,56 +1,231 @@
+"""The console's people pages: persons, households (members inline) and, for operators, upstreams."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.forms import ModelForm, PasswordInput
+from django.db.models import Prefetch, Q
+from django.urls import reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
 from social_django.models import UserSocialAuth
 
+from identityhub.models import AuditEvent
+
+from . import services
+from .admin_scoping import (
+    HouseholdScopedAdmin,
+    HouseholdScopedInline,
+    OperatorOnlyAdmin,
+    register_scope,
+    scope_queryset,
+)
 from .models import Household, Membership, Upstream, User
+from .roles import administered_household_ids, is_operator
+
+register_scope(Household, lambda ids: Q(pk__in=ids))
+register_scope(User, lambda ids: Q(memberships__household_id__in=ids), distinct=True)
+register_scope(Membership, lambda ids: Q(household_id__in=ids))
+register_scope(UserSocialAuth, lambda ids: Q(user__memberships__household_id__in=ids), distinct=True)
+
+RECENT_ACTIVITY = 10
 
 
-class MembershipInline(admin.TabularInline):
+class MembershipInline(HouseholdScopedInline, admin.TabularInline):
     model = Membership
     extra = 0
     autocomplete_fields = ["user"]
+    verbose_name = _("member")
+    verbose_name_plural = _("members")
 
 
-class UpstreamLinkInline(admin.TabularInline):
+class PersonMembershipInline(MembershipInline):
+    """On a person's page: their households (only the ones this admin administers)."""
+
+    autocomplete_fields: list[str] = []
+    fields = ["household", "role"]
+    verbose_name = _("household")
+    verbose_name_plural = _("households")
+
+
+class UpstreamLinkInline(HouseholdScopedInline, admin.TabularInline):
+    """Linked sign-ins: (upstream, subject). Removing one unlinks that sign-in; nothing else changes."""
+
     model = UserSocialAuth
     fields = ("provider", "uid", "created", "modified")
     readonly_fields = fields
     extra = 0
-    can_delete = True
-    verbose_name = "upstream link"
+    verbose_name = _("linked sign-in")
+    verbose_name_plural = _("linked sign-ins")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class PersonAddForm(forms.ModelForm):
+    """A new person joins a household at once: household admins can only add people to theirs."""
+
+    household = forms.ModelChoiceField(queryset=Household.objects.none(), label=_("Household"))
+    role = forms.ChoiceField(choices=Membership.Role.choices, initial=Membership.Role.MEMBER, label=_("Role"))
+
+    class Meta:
+        model = User
+        fields = ["email", "name"]
+
+    def clean_email(self) -> str:
+        from .models import normalize_email
+
+        email = normalize_email(self.cleaned_data["email"])
+        if User.objects.filter(email=email).exists():
+            raise forms.ValidationError(_("A person with this email exists already: add them to the household "
+                                          "from the household's page."))
+        return email
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
-    ordering = ("email",)
-    list_display = ("email", "name", "is_active", "is_staff", "managed", "last_login")
-    list_filter = ("is_active", "is_staff", "managed", "households")
+class PersonAdmin(HouseholdScopedAdmin):
+    household_admin_may_delete = False  # people leave a household; only operators delete a person
+    list_display = ("email", "name", "household_list", "is_active", "is_superuser", "last_login")
+    list_filter = ("is_active", "is_superuser", "managed", "households")
     search_fields = ("email", "name")
-    readonly_fields = ("public_id", "last_login", "date_joined", "managed")
-    fieldsets = (
-        (None, {"fields": ("email", "name", "public_id", "is_active", "managed")}),
-        ("Administration", {"fields": ("is_staff", "is_superuser")}),
-        ("Dates", {"fields": ("last_login", "date_joined")}),
-    )
-    add_fieldsets = ((None, {"fields": ("email", "name")}),)
-    inlines = [UpstreamLinkInline]
-    filter_horizontal = ()
+    ordering = ("email",)
+    readonly_fields = ("public_id", "last_login", "date_joined", "managed", "dsm_accounts", "recent_activity")
+    inlines = [PersonMembershipInline, UpstreamLinkInline]
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            return ((None, {"fields": ("email", "name", "household", "role")}),)
+        main = ("email", "name", "public_id", "is_active", "managed")
+        sets = [(None, {"fields": main}),
+                (_("NAS accounts"), {"fields": ("dsm_accounts",)}),
+                (_("Recent sign-ins and refusals"), {"fields": ("recent_activity",)})]
+        if is_operator(request.user):
+            sets.insert(1, (_("Operator"), {"fields": ("is_superuser",), "description": _(
+                "Operators run the whole hub: upstreams, signing keys and every household.")}))
+        sets.append((_("Dates"), {"fields": ("last_login", "date_joined")}))
+        return sets
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        if obj is None:
+            kwargs["form"] = PersonAddForm
+            form = super().get_form(request, obj, change=change, **kwargs)
+            form.base_fields["household"].queryset = scope_queryset(Household.objects.all(), request.user)
+            return form
+        return super().get_form(request, obj, change=change, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = list(super().get_readonly_fields(request, obj))
+        if obj is not None and not is_operator(request.user):
+            # Hub-wide facts about a person (identity, active flag) are the operators'; a person may
+            # belong to other households too.
+            fields += ["email", "is_active"]
+        return fields
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj is not None else []
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        households = administered_household_ids(request.user)
+        if len(households) == 1:
+            initial.setdefault("household", next(iter(households)))
+        return initial
+
+    def save_model(self, request, obj, form, change) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        household = form.cleaned_data["household"]
+        user = services.add_member(household, obj.email, obj.name, form.cleaned_data["role"])
+        obj.pk = user.pk
+        obj.__dict__.update(user.__dict__)
+
+    def get_queryset(self, request):
+        # Only the memberships this admin may see (a person can belong to other households too).
+        visible = Prefetch("memberships", queryset=scope_queryset(Membership.objects.all(), request.user))
+        return super().get_queryset(request).prefetch_related(visible)
+
+    def get_object(self, request, object_id, from_field=None):
+        person = super().get_object(request, object_id, from_field)
+        if person is not None:
+            person.console_viewer = request.user  # per-request object: the read-only panels scope by it
+        return person
+
+    @admin.display(description=_("households"))
+    def household_list(self, user: User) -> str:
+        return ", ".join(sorted(m.household_id for m in user.memberships.all()))
+
+    @admin.display(description=_("DSM account per NAS"))
+    def dsm_accounts(self, user: User) -> str:
+        from synology.models import DSMAccount  # console pages read across apps
+
+        accounts = scope_queryset(DSMAccount.objects.all(), user.console_viewer).filter(user=user)
+        rows = [(reverse("admin:synology_dsmaccount_change", args=[a.pk]), a.nas_id, a.name,
+                 "" if a.present else _(" (absent from the last listing)")) for a in accounts.select_related("nas")]
+        link = reverse("admin:synology_dsmaccount_changelist") + "?user__isnull=True"
+        table = format_html_join("", '<li><a href="{}">{}: <code>{}</code></a>{}</li>', rows) if rows else \
+            format_html("<li>{}</li>", _("No DSM account linked."))
+        return format_html('<ul class="hub-list">{}</ul><p><a href="{}">{}</a></p>', table, link,
+                           _("Link a DSM account (pick the account, then this person)"))
+
+    @admin.display(description=_("recent activity"))
+    def recent_activity(self, user: User) -> str:
+        from console.audit_scope import audit_events_for
+
+        events = audit_events_for(user.console_viewer).filter(
+            user=user, kind__in=[AuditEvent.Kind.SIGN_IN, AuditEvent.Kind.REFUSAL])[:RECENT_ACTIVITY]
+        rows = [(e.time.strftime("%Y-%m-%d %H:%M"), e.get_kind_display(), e.reason, e.client_id or e.upstream_id)
+                for e in events]
+        if not rows:
+            return _("Nothing recorded yet.")
+        return format_html('<table class="hub-table">{}</table>', format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", rows))
+
 
 
 @admin.register(Household)
-class HouseholdAdmin(admin.ModelAdmin):
+class HouseholdAdmin(HouseholdScopedAdmin):
+    household_admin_may_add = False  # households are the operators' to create and remove
+    household_admin_may_delete = False
     list_display = ("id", "name", "managed")
+    search_fields = ("id", "name")
     inlines = [MembershipInline]
-    readonly_fields = ("managed",)
+    readonly_fields = ("managed", "nases", "apps")
+    fields = ("id", "name", "managed", "nases", "apps")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*self.readonly_fields, "id"] if obj else self.readonly_fields
+
+    @admin.display(description=_("NASes"))
+    def nases(self, household: Household) -> str:
+        if not household.pk:
+            return "-"
+        rows = [(reverse("admin:synology_nas_change", args=[n.pk]), str(n)) for n in household.nases.all()]
+        return format_html_join(", ", '<a href="{}">{}</a>', rows) or _("none yet")
+
+    @admin.display(description=_("apps"))
+    def apps(self, household: Household) -> str:
+        if not household.pk:
+            return "-"
+        from oauth2_provider.models import Application
+
+        apps = Application.objects.filter(
+            Q(profile__households=household) | Q(profile__nas__household=household)).distinct()
+        rows = [(reverse("admin:oauth2_provider_application_change", args=[a.pk]), a.name or a.client_id)
+                for a in apps]
+        return format_html_join(", ", '<a href="{}">{}</a>', rows) or _("none yet")
 
 
-class UpstreamForm(ModelForm):
+class UpstreamForm(forms.ModelForm):
     class Meta:
         model = Upstream
         fields = ["id", "type", "name", "issuer", "client_id", "client_secret", "allowed_domains", "enabled",
                   "position"]
-        widgets = {"client_secret": PasswordInput(render_value=False)}
+        widgets = {"client_secret": forms.PasswordInput(render_value=False)}
 
     def clean_client_secret(self):
         # Write-only: an empty field keeps the stored secret.
@@ -58,7 +233,13 @@ class UpstreamForm(ModelForm):
 
 
 @admin.register(Upstream)
-class UpstreamAdmin(admin.ModelAdmin):
+class UpstreamAdmin(OperatorOnlyAdmin):
     form = UpstreamForm
-    list_display = ("id", "type", "name", "issuer", "enabled", "managed")
-    readonly_fields = ("managed",)
+    list_display = ("id", "type", "name", "issuer", "enabled", "managed", "redirect_uri")
+    readonly_fields = ("managed", "redirect_uri")
+
+    @admin.display(description=_("redirect URI to register at the upstream"))
+    def redirect_uri(self, upstream: Upstream) -> str:
+        if not upstream.pk:
+            return _("shown once the upstream is saved")
+        return format_html("<code>{}</code>", f"{settings.HUB_ISSUER}/complete/{upstream.pk}/")

@@ -103,6 +103,10 @@ class HouseholdScopedAdmin(ConfigManagedReadOnly, admin.ModelAdmin):
         allowed = is_operator(request.user) or self.household_admin_may_delete
         return allowed and self._may(request, obj) and not self.is_config_managed(obj)
 
+    def get_list_filter(self, request):
+        """Related-field filters list only choices in scope (Django's would list every household)."""
+        return [ScopedRelatedFilter.wrap(self.model, entry) for entry in super().get_list_filter(request)]
+
     # --- choices: never offer another household's objects -------------------------------------
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         field = super().formfield_for_foreignkey(db_field, request, **kwargs)
@@ -115,6 +119,12 @@ class HouseholdScopedAdmin(ConfigManagedReadOnly, admin.ModelAdmin):
     # --- another household's object is a 404 (Django would redirect with "doesn't exist") ------
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404(f"No {opts.verbose_name} with this id.")
+
+    def delete_view(self, request, object_id, extra_context=None):
+        # Django checks the delete permission before looking the object up: out of scope is a 404 first.
+        if self.get_object(request, object_id) is None:
+            raise Http404(f"No {self.opts.verbose_name} with this id.")
+        return super().delete_view(request, object_id, extra_context)
 
 
 class HouseholdScopedInline:
@@ -159,6 +169,20 @@ class OperatorOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return is_operator(request.user)
+
+
+class ScopedRelatedFilter(admin.RelatedFieldListFilter):
+    def field_choices(self, field, request, model_admin):
+        related = scope_queryset(field.related_model._default_manager.all(), request.user)
+        return [(obj.pk, str(obj)) for obj in related]
+
+    @classmethod
+    def wrap(cls, model, entry):
+        if isinstance(entry, str) and "__" not in entry:
+            field = model._meta.get_field(entry)
+            if field.is_relation:
+                return (entry, cls)
+        return entry
 
 
 def _scoped_choices(field, request):

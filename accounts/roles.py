@@ -23,9 +23,8 @@ def administered_household_ids(user) -> frozenset[str]:
         return frozenset()
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is None:
-        cached = frozenset(
-            Membership.objects.filter(user_id=user.pk, role=Membership.Role.ADMIN).values_list("household_id", flat=True)
-        )
+        admin_rows = Membership.objects.filter(user_id=user.pk, role=Membership.Role.ADMIN)
+        cached = frozenset(admin_rows.values_list("household_id", flat=True))
         setattr(user, _CACHE_ATTR, cached)
     return cached
 

@@ -93,6 +93,15 @@ def set_members(household: Household, members: Iterable[MemberSpec], *, managed:
         sync_staff_flag(user)
 
 
+@transaction.atomic
+def add_member(household: Household, email: str, name: str = "", role: str = Membership.Role.MEMBER) -> User:
+    """Declare a person (by email) and make them a member of `household` with `role`."""
+    user = declare_person(email, name)
+    Membership.objects.update_or_create(user=user, household=household, defaults={"role": role})
+    sync_staff_flag(user)
+    return user
+
+
 def refresh_staff_flag(user: User) -> None:
     """Kept for callers of the old name: staff mirrors the role; household admins are never superusers."""
     sync_staff_flag(user)
