@@ -2,7 +2,8 @@
 
 stdout: one line per NAS, `ds923: ok new=3 changed=1 unchanged=9996 absent=0 1.84s` or
 `ds923: <outcome>: <reason>`; progress goes to stderr. Exit 0 when every NAS synced, 1 on a user
-error (unknown NAS id), 2 when any NAS failed.
+error (an unknown or a disabled NAS named: nothing is synced, stderr says which), 2 when any NAS failed
+(a NAS without a service account included: `ds923: error: no service account: …`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ def run_sync(command: Any, options: dict[str, Any]) -> int:
             all_ids = ", ".join(NAS.objects.values_list("pk", flat=True)) or "none"
             command.stderr.write(f"unknown NAS: {', '.join(unknown)} (known: {all_ids})")
             return 1
+        disabled = list(NAS.objects.filter(pk__in=wanted, enabled=False).values_list("pk", flat=True))
+        if disabled:
+            it = "it" if len(disabled) == 1 else "them"
+            command.stderr.write(
+                f"disabled NAS: {', '.join(disabled)}: enable {it} to sync {it} (admin, or `enabled: true` in the "
+                "config); nothing synced"
+            )
+            return 1
         ids = wanted
     else:
         ids = list(NAS.objects.filter(enabled=True).values_list("pk", flat=True))
@@ -38,7 +47,7 @@ def run_sync(command: Any, options: dict[str, Any]) -> int:
 
         progress("starting")
         result = sync_nas(nas_id, trigger="manual", progress=progress, lock_wait=LOCK_WAIT)
-        if result.outcome == "busy":
+        if result.outcome in ("busy", "disabled"):  # disabled: switched off since the check above
             result.outcome = "error"
         command.stdout.write(result.summary())
         if not result.ok:

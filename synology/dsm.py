@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 AUTH_API = "SYNO.API.Auth"
 USER_API = "SYNO.Core.User"
+INFO_API = "SYNO.DSM.Info"  # optional: the DSM version (getinfo -> version_string)
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every call
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_SESSION = "IdentityHub"
@@ -293,7 +295,7 @@ class DSMClient:
         self.progress("discovering APIs")
         body = self._request(
             "query.cgi",
-            {"api": "SYNO.API.Info", "version": "1", "method": "query", "query": f"{AUTH_API},{USER_API}"},
+            {"api": "SYNO.API.Info", "version": "1", "method": "query", "query": f"{AUTH_API},{USER_API},{INFO_API}"},
             what=what,
             method="GET",
         )
@@ -315,6 +317,9 @@ class DSMClient:
             raise DSMBadResponse("this DSM is too old: SYNO.API.Auth v3 or later is needed")
         if not apis[USER_API].min_version <= 1 <= apis[USER_API].max_version:
             raise DSMBadResponse(f"{what}: SYNO.Core.User v1 is not offered")
+        info = _optional_api(data.get(INFO_API))
+        if info is not None:
+            apis[INFO_API] = info
         self.apis = apis
         return apis
 
@@ -399,6 +404,33 @@ class DSMClient:
             raise _api_error(code, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def dsm_version(self) -> str:
+        """The NAS's DSM version as it names it ("DSM 7.2.2-72806 Update 3"); "" when it does not say.
+
+        ``SYNO.DSM.Info getinfo`` (v2 where offered) answers ``version_string`` on DSM 6 and 7.
+        """
+        info = self.apis.get(INFO_API)
+        if info is None:
+            return ""
+        data = self.call(INFO_API, "getinfo", min(info.max_version, 2))
+        version = data.get("version_string")
+        if isinstance(version, str) and version.strip():
+            return " ".join(version.split())[:100]
+        build = data.get("version")
+        return f"DSM build {build}" if isinstance(build, str | int) and str(build).strip() else ""
+
+    def count_users(self) -> int:
+        """One ``SYNO.Core.User list`` call with limit=1: proves the account may list users; returns the total.
+
+        A non-administrator gets DSMAuthError (105)."""
+        data = self.call(
+            USER_API, "list", 1, {"type": "local", "offset": "0", "limit": "1", "additional": json.dumps([])}
+        )
+        total = data.get("total")
+        if isinstance(total, bool) or not isinstance(total, int) or not isinstance(data.get("users"), list):
+            raise DSMBadResponse("malformed user list: 'users' or 'total' missing")
+        return total
+
     def list_users(self) -> list[DSMUser]:
         """Every local account, page by page. Raises on any fault: a partial list is never returned."""
         users: list[DSMUser] = []
@@ -436,6 +468,23 @@ class DSMClient:
         if len(users) != total:
             raise DSMBadResponse(f"user list has {len(users)} entries but DSM announced {total}")
         return users
+
+
+_INFO_PATH = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?")
+
+
+def _optional_api(info: Any) -> ApiInfo | None:
+    """An optional API's discovery entry, or None when absent or malformed (then it is not used).
+
+    DSM 6 may place SYNO.DSM.Info under one sub-folder (``dsm/info.cgi``); nothing deeper and no ``..``."""
+    if not isinstance(info, dict):
+        return None
+    path, lo, hi = info.get("path"), info.get("minVersion"), info.get("maxVersion")
+    if not isinstance(path, str) or not _INFO_PATH.fullmatch(path) or ".." in path:
+        return None
+    if isinstance(lo, bool) or isinstance(hi, bool) or not isinstance(lo, int) or not isinstance(hi, int) or lo > hi:
+        return None
+    return ApiInfo(path, lo, hi)
 
 
 def _redirect_origin(location: str) -> str:

@@ -1,15 +1,27 @@
-"""Writes to NAS data: declaring NASes and explicit account mappings. The sync lives in synology.sync."""
+"""NAS operations: declaring NASes and mappings, testing a connection, queuing a sync, quick sync.
+
+The sync itself lives in synology.sync; the Celery tasks in synology.tasks.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
 
-from .models import NAS, AccountMapping
+from identityhub.audit import record_event
+from identityhub.crypto import DecryptionError
+
+from .dsm import DSMClient, DSMError, Timeout
+from .models import NAS, AccountMapping, DSMAccount
+from .sync import NO_SERVICE_ACCOUNT
 
 log = logging.getLogger(__name__)
+
+TEST_TIMEOUT: tuple[float, float] = (5.0, 10.0)  # someone is waiting on a button
+TEST_SESSION = "IdentityHubTest"  # its own DSM session name: never ends a running sync's session
 
 
 def declare_nas(
@@ -80,7 +92,7 @@ def quick_sync(nas: NAS) -> bool:
 
     from .sync import sync_nas
 
-    if not nas.enabled or not nas.service_username:
+    if not nas.enabled or not has_service_account(nas):
         return False
     if _in_transaction():
         # The HTTP calls would hold the caller's transaction (and SQLite's write lock) open.
@@ -123,3 +135,121 @@ def run_housekeeping() -> dict[str, int]:
         outcome=SyncRun.Outcome.RUNNING, started__lt=now - timedelta(seconds=LOCK_TTL * 2)
     ).update(outcome=SyncRun.Outcome.ERROR, finished=now, message="interrupted (the process running it stopped)")
     return {"redeemed_codes": codes, "sync_runs": runs, "audit_events": events, "interrupted_runs": interrupted}
+
+
+# --- test connection ------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class ConnectionReport:
+    """What `test_connection` found. `message` is one human line, never a secret.
+
+    `outcome`: ok | no_account | unreachable | auth_failed | error (the sync's outcomes, plus
+    no_account for a NAS without a service account).
+    """
+
+    ok: bool
+    dsm_version: str = ""
+    message: str = ""
+    outcome: str = ""
+
+
+def has_service_account(nas: NAS) -> bool:
+    """True when the NAS has both a service user name and a password. Never raises: a stored password
+    the current keys cannot decrypt counts as set (the sync or the test then reports the key problem)."""
+    if not nas.service_username:
+        return False
+    try:
+        return bool(nas.service_password)
+    except DecryptionError:
+        return True
+
+
+def test_connection(nas: NAS, *, timeout: Timeout = TEST_TIMEOUT) -> ConnectionReport:
+    """Log in with the NAS's service account, read the DSM version, check it may list users, log out.
+
+    Never raises for a NAS-side fault (or a password the current keys cannot decrypt): the report
+    says what went wrong, with DSM's error code and its meaning. No network call without a service
+    account. Records an audit event (kind sync, reason test_connection).
+    """
+    password = ""
+    try:
+        password = nas.service_password or ""
+        if not nas.service_username or not password:
+            report = ConnectionReport(False, "", f"{nas.pk}: {NO_SERVICE_ACCOUNT}", "no_account")
+        else:
+            report = _test_signed_in(nas, password, timeout)
+    except DecryptionError as error:
+        report = ConnectionReport(False, "", f"{nas.pk}: {error}", "error")
+    message = " ".join(report.message.split())
+    if password and password in message:  # defence in depth: never show or store the secret
+        message = message.replace(password, "***")
+    report = ConnectionReport(report.ok, report.dsm_version, message, report.outcome)
+    record_event("sync", reason="test_connection", nas_id=nas.pk, ok=report.ok, outcome=report.outcome,
+                 dsm_version=report.dsm_version, message=report.message)
+    return report
+
+
+# pytest would collect a module-level `test_*` function imported into a test module.
+test_connection.__test__ = False  # type: ignore[attr-defined]
+
+
+def _test_signed_in(nas: NAS, password: str, timeout: Timeout) -> ConnectionReport:
+    version = ""
+    try:
+        with DSMClient(nas.base_url, nas.service_username, password, verify=nas.tls_verify, timeout=timeout,
+                       session_name=TEST_SESSION) as dsm:
+            version = dsm.dsm_version()
+            total = dsm.count_users()
+    except DSMError as error:
+        where = f" ({version})" if version else ""
+        return ConnectionReport(False, version, f"{nas.pk}{where}: {error.outcome}: {error}", error.outcome)
+    shown = version or "DSM version not reported"
+    accounts = f"{total} local account" + ("" if total == 1 else "s")
+    return ConnectionReport(
+        True, version, f"{nas.pk}: ok: {shown}; signed in as {nas.service_username}, who may list users ({accounts})",
+        "ok",
+    )
+
+
+# --- sync now -------------------------------------------------------------------------------------
+class SyncRefused(ValueError):
+    """`request_sync` queued nothing; the message says why (fit to show as is)."""
+
+
+def request_sync(nas: NAS | str, *, trigger: str = "admin") -> str:
+    """Queue one sync of the NAS to the worker (`synology.tasks.sync_nas`); return "Sync of ds923 queued".
+
+    Raises SyncRefused, queuing nothing, when the NAS is disabled, has no service account, or the
+    task queue cannot be reached. The outcome lands in the NAS's status and a SyncRun when it runs.
+    """
+    if isinstance(nas, str):
+        found = NAS.objects.filter(pk=nas).first()
+        if found is None:
+            raise SyncRefused(f"unknown NAS {nas!r}")
+        nas = found
+    if not nas.enabled:
+        raise SyncRefused(f"{nas.pk} is disabled: enable it to sync it")
+    if not has_service_account(nas):
+        raise SyncRefused(f"{nas.pk}: {NO_SERVICE_ACCOUNT}")
+    from kombu.exceptions import OperationalError
+
+    from .tasks import sync_nas as sync_task
+
+    try:
+        sync_task.apply_async((nas.pk, trigger), retry=False)
+    except OperationalError as error:
+        log.warning("sync of %s not queued: %s", nas.pk, error)
+        raise SyncRefused(f"the sync of {nas.pk} could not be queued: the task queue is unreachable") from None
+    return f"Sync of {nas.pk} queued"
+
+
+# --- admin links ----------------------------------------------------------------------------------
+def link_account(account: DSMAccount, user) -> DSMAccount:
+    """Link a DSM account to a person by hand (an admin link the sync never overwrites), or hand it
+    back to the sync with `user=None`. The caller has checked the person may own it."""
+    account.user = user
+    account.linked_by = DSMAccount.LinkedBy.ADMIN if user is not None else ""
+    account.link_note = "" if user is not None else "admin link removed"
+    account.save(update_fields=["user", "linked_by", "link_note"])
+    record_event("admin_change", user=None, nas_id=account.nas_id, account=account.name,
+                 linked_to=getattr(user, "email", ""))
+    return account

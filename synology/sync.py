@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 BACKOFF_BASE = timedelta(minutes=1)
 CLAIM_LEASE = timedelta(minutes=10)  # sync_due pushes next_sync_at this far while a run is queued
 LOCK_TTL = 15 * 60.0  # seconds; longer than any sync (timeouts bound every HTTP call)
+NO_SERVICE_ACCOUNT = "no service account: set its user name and password"
+DISABLED = "enable it to sync it"  # summary: `ds923: disabled: enable it to sync it`
 WRITE_BATCH = 1000
 
 # Fields reconcile may change on an existing row (user is compared through user_id).
@@ -70,7 +72,7 @@ class Counts:
 @dataclass
 class SyncResult:
     nas_id: str
-    outcome: str  # ok | unreachable | auth_failed | error | busy | skipped
+    outcome: str  # ok | unreachable | auth_failed | error (recorded) | busy | disabled | skipped (not recorded)
     counts: Counts | None = None
     duration: float = 0.0
     message: str = ""
@@ -280,7 +282,9 @@ def sync_nas(
 ) -> SyncResult:
     """One sync attempt of one NAS, under its lock. Never raises for NAS faults: see the outcome.
 
-    Returns outcome ``busy`` (and records nothing) when another sync of this NAS holds the lock.
+    Returns outcome ``busy`` (and records nothing) when another sync of this NAS holds the lock, and
+    ``disabled`` (records nothing, no network call) for a disabled NAS. A NAS without a service account
+    is a recorded ``error`` (no network call), retried after a full interval like a wrong password.
     """
     nas_id = nas if isinstance(nas, str) else nas.pk
     lock = sync_lock(nas_id, ttl=LOCK_TTL)
@@ -290,6 +294,8 @@ def sync_nas(
         # The password is decrypted on first use, inside the attempt: a key that no longer decrypts
         # it is a recorded failure, not a crash of the worker or of `hub sync`.
         fresh = NAS.objects.select_related("household").defer("service_password").get(pk=nas_id)
+        if not fresh.enabled:
+            return SyncResult(nas_id, "disabled", message=DISABLED)
         return _sync_locked(fresh, trigger=trigger, timeout=timeout, progress=progress, page_size=page_size)
     finally:
         lock.release()
@@ -304,10 +310,11 @@ def _sync_locked(
     run = SyncRun.objects.create(nas=nas, started=started, trigger=trigger)
     counts: Counts | None = None
     password = ""
+    config_error = False
     try:
         password = nas.service_password or ""
         if not nas.service_username or not password:
-            raise _ConfigError("no service account configured for this NAS")
+            raise _ConfigError(NO_SERVICE_ACCOUNT)
         kwargs = {"page_size": page_size} if page_size else {}
         with DSMClient(
             nas.base_url,
@@ -327,7 +334,7 @@ def _sync_locked(
     except DSMError as error:
         outcome, message = error.outcome, str(error)
     except _ConfigError as error:
-        outcome, message = SyncRun.Outcome.AUTH_FAILED, str(error)
+        outcome, message, config_error = SyncRun.Outcome.ERROR, str(error), True
     except DecryptionError as error:
         outcome, message = SyncRun.Outcome.ERROR, str(error)
     except Exception as error:  # a bug or a database fault: record it, keep the worker alive
@@ -338,16 +345,16 @@ def _sync_locked(
     message = " ".join(message.split())  # one line: `hub sync` prints one line per NAS (DB errors span several)
     duration = time.monotonic() - clock
     result = SyncResult(nas.pk, str(outcome), counts, duration, message[:2000])
-    _finish(nas, run, result)
+    _finish(nas, run, result, wait_full_interval=config_error)
     return result
 
 
 class _ConfigError(Exception):
-    pass
+    """The NAS itself is not set up to be synced (no service account): nothing to retry soon."""
 
 
 @transaction.atomic
-def _finish(nas: NAS, run: SyncRun, result: SyncResult) -> None:
+def _finish(nas: NAS, run: SyncRun, result: SyncResult, *, wait_full_interval: bool = False) -> None:
     """Record the attempt: SyncRun, NAS status and next run time, audit event."""
     now = timezone.now()
     counts = result.counts or Counts()
@@ -371,8 +378,9 @@ def _finish(nas: NAS, run: SyncRun, result: SyncResult) -> None:
         current.consecutive_failures += 1
         if current.failing_since is None:
             current.failing_since = run.started
-        if result.outcome == SyncRun.Outcome.AUTH_FAILED:
-            # Retrying a wrong password soon only gets the hub's IP blocked (DSM error 407).
+        if result.outcome == SyncRun.Outcome.AUTH_FAILED or wait_full_interval:
+            # Retrying a wrong password soon only gets the hub's IP blocked (DSM error 407); a NAS
+            # without a service account stays so until someone sets one.
             current.next_sync_at = now + current.sync_interval
         else:
             current.next_sync_at = now + retry_delay(current.consecutive_failures, current.sync_interval)

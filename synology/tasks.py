@@ -26,7 +26,8 @@ def sync_due() -> list[str]:
 
 @shared_task(ignore_result=True)
 def sync_nas(nas_id: str, trigger: str = "schedule") -> str:
-    """Sync one NAS; returns the outcome (busy when another sync of it is running)."""
+    """Sync one NAS; returns the outcome (busy when another sync of it is running, disabled when the
+    NAS was switched off after the sync was queued: nothing is recorded then)."""
     from .models import NAS
 
     if not NAS.objects.filter(pk=nas_id).exists():

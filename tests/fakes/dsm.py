@@ -1,6 +1,7 @@
 """A real HTTP fake of the DSM Web API parts the user sync uses (127.0.0.1, random port).
 
-Speaks SYNO.API.Info / SYNO.API.Auth (login, logout) / SYNO.Core.User list as documented in
+Speaks SYNO.API.Info / SYNO.API.Auth (login, logout) / SYNO.Core.User list / SYNO.DSM.Info getinfo
+(the version, `fake.dsm_version`; `fake.offer_info = False` hides the API) as documented in
 ../shared/reference/dsm-webapi.md, in DSM 7 mode (Auth on entry.cgi up to v7) or DSM 6.2 mode
 (Auth on auth.cgi up to v6; entry.cgi answers 102 for Auth). Optional CSRF mode requires the
 SynoToken in the X-SYNO-TOKEN header. Accounts can need 2FA (403), be non-admins (105), disabled
@@ -83,6 +84,9 @@ class FakeDSM:
         self.logins = 0
         self.logouts = 0
         self.max_page: int | None = None  # cap `limit` like a real server might
+        # What SYNO.DSM.Info getinfo reports as version_string (DSM 6.2 mode: a 6.2 string).
+        self.dsm_version = "DSM 7.2.2-72806 Update 3" if mode == "dsm7" else "DSM 6.2.4-25556 Update 7"
+        self.offer_info = True
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -268,6 +272,21 @@ class _Handler(BaseHTTPRequestHandler):
             if not dsm.accounts[session.account].admin:
                 return self._json(_err(105))
             return self._json(self._list(params))
+        info_path = "/webapi/entry.cgi" if dsm.mode == "dsm7" else "/webapi/dsm/info.cgi"
+        if api == "SYNO.DSM.Info" and dsm.offer_info and path == info_path:
+            session = self._session(params)
+            if session is None:
+                return self._json(_err(119))
+            if method != "getinfo":
+                return self._json(_err(103))
+            if not 1 <= int(params.get("version", "0")) <= 2:
+                return self._json(_err(104))
+            build = dsm.dsm_version.split("-")[-1].split()[0] if "-" in dsm.dsm_version else ""
+            return self._json(_ok({
+                "codepage": "enu", "model": "DS923+", "ram": 4096, "serial": "XXXXXXXXXXX", "temperature": 40,
+                "temperature_warn": False, "time": "Thu Apr 30 14:57:35 2025", "uptime": 3258607,
+                "version": build, "version_string": dsm.dsm_version,
+            }))
         return self._json(_err(102))
 
     def _info(self, query: str) -> dict[str, Any]:
@@ -281,6 +300,11 @@ class _Handler(BaseHTTPRequestHandler):
             "SYNO.API.Auth": auth,
             "SYNO.Core.User": {"path": "entry.cgi", "minVersion": 1, "maxVersion": 1},
         }
+        if self.dsm.offer_info:
+            # DSM 6.2 reports the info API in a sub-folder (the client must follow the reported path).
+            apis["SYNO.DSM.Info"] = {
+                "path": "entry.cgi" if self.dsm.mode == "dsm7" else "dsm/info.cgi", "minVersion": 1, "maxVersion": 2,
+            }
         if query == "ALL":
             return apis
         return {name: apis[name] for name in query.split(",") if name in apis}

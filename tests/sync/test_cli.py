@@ -8,7 +8,7 @@ import re
 import pytest
 from django.core.management import call_command
 
-from synology.models import NAS
+from synology.models import NAS, SyncRun
 from synology.services import declare_nas
 
 from .conftest import SERVICE_PASSWORD, SERVICE_USER
@@ -66,12 +66,26 @@ def test_auth_failure_line(nas_ds923, fake_dsm):
     assert "without 2FA" in out
 
 
-def test_disabled_nas_is_skipped_unless_named(nas_ds923, fake_dsm):
+def test_a_disabled_nas_is_skipped_and_naming_it_is_a_user_error(nas_ds923, fake_dsm, sync_household):
     NAS.objects.filter(pk="ds923").update(enabled=False)
     status, out, err = hub_sync()
     assert status == 0 and out == "" and "no enabled NAS" in err
+    declare_nas("ds1621", household=sync_household, base_url=fake_dsm.url, service_username=SERVICE_USER,
+                service_password=SERVICE_PASSWORD)
+    status, out, err = hub_sync("ds1621", "ds923")
+    assert status == 1 and out == ""
+    assert err.strip() == ("disabled NAS: ds923: enable it to sync it (admin, or `enabled: true` in the config); "
+                           "nothing synced")
+    assert fake_dsm.requests == [] and not SyncRun.objects.exists()
+
+
+def test_an_enabled_nas_without_service_account_fails_clearly(nas_ds923, fake_dsm):
+    """Issue 7: "no service account", not "authentication failed"; a failed NAS: exit 2."""
+    NAS.objects.filter(pk="ds923").update(service_username="", service_password="")
     status, out, _ = hub_sync("ds923")
-    assert status == 0 and out.startswith("ds923: ok ")
+    assert status == 2
+    assert out.strip() == "ds923: error: no service account: set its user name and password"
+    assert fake_dsm.requests == []
 
 
 def test_real_process_exit_status_and_streams(tmp_path, fake_dsm):
@@ -113,8 +127,6 @@ def test_real_process_exit_status_and_streams(tmp_path, fake_dsm):
 def test_undecryptable_password_is_a_failed_nas_not_a_traceback(nas_ds923, fake_dsm):
     """A changed HUB_ENCRYPTION_KEY: the run is recorded as an error and `hub sync` exits 2."""
     from django.db import connection
-
-    from synology.models import SyncRun
 
     with connection.cursor() as cursor:  # a token no configured key decrypts
         cursor.execute("UPDATE synology_nas SET service_password = %s WHERE id = %s", ["gAAAAABnot-a-token", "ds923"])

@@ -124,6 +124,10 @@ def test_beat_schedule_and_eager_tasks(nas_ds923, fake_dsm, eager_celery):
     assert NAS.objects.get(pk="ds923").next_sync_at > timezone.now() + timedelta(minutes=59)
     assert tasks.sync_due.delay().get() == []  # not due any more
     assert tasks.sync_nas.delay("gone").get() == "skipped"
+    NAS.objects.filter(pk="ds923").update(enabled=False)  # switched off after the sync was queued
+    runs = SyncRun.objects.count()
+    assert tasks.sync_nas.delay("ds923", "admin").get() == "disabled"
+    assert SyncRun.objects.count() == runs
     assert tasks.housekeeping.delay().get()["sync_runs"] == 0
 
 

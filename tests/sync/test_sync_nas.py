@@ -124,10 +124,34 @@ def test_every_fault_leaves_accounts_as_they_were(nas_ds923, fake_dsm, make_pers
     assert nas.last_message == result.message
 
 
-def test_missing_service_account_is_an_auth_failure(nas_ds923):
-    NAS.objects.filter(pk=nas_ds923.pk).update(service_username="")
+@pytest.mark.parametrize("missing", ["service_username", "service_password"])
+def test_missing_service_account_is_a_clear_error_without_network(nas_ds923, fake_dsm, missing):
+    """Issue 7: not "authentication failed" — the NAS is not set up; nothing is sent to it."""
+    nas = NAS.objects.get(pk=nas_ds923.pk)
+    setattr(nas, missing, "")
+    nas.save()
+    before = timezone.now()
     result = sync_nas(nas_ds923.pk)
-    assert result.outcome == "auth_failed" and "no service account" in result.message
+    assert result.outcome == "error"
+    assert result.summary() == "ds923: error: no service account: set its user name and password"
+    assert fake_dsm.requests == []
+    run = SyncRun.objects.get(nas_id="ds923")
+    assert run.outcome == "error" and run.message == "no service account: set its user name and password"
+    nas = NAS.objects.get(pk="ds923")
+    assert nas.last_status == "error" and nas.last_message == run.message
+    # Nothing to retry until someone sets the account: the next try is a full interval away.
+    assert nas.next_sync_at >= before + nas.sync_interval
+    sync_nas("ds923")
+    assert NAS.objects.get(pk="ds923").next_sync_at >= before + nas.sync_interval
+
+
+def test_a_disabled_nas_is_not_synced_and_nothing_is_recorded(nas_ds923, fake_dsm):
+    NAS.objects.filter(pk="ds923").update(enabled=False, service_username="", service_password="")
+    result = sync_nas("ds923")
+    assert result.outcome == "disabled" and not result.ok
+    assert result.summary() == "ds923: disabled: enable it to sync it"
+    assert fake_dsm.requests == [] and not SyncRun.objects.exists()
+    assert NAS.objects.get(pk="ds923").last_status == "never"
 
 
 def test_backoff_schedule_while_unreachable_capped_at_interval(nas_ds923, fake_dsm):
