@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.formats import time_format
 from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Household, Membership, User
 from accounts.roles import administered_household_ids, is_operator
@@ -31,6 +32,8 @@ def sync_health(nas: NAS, now: datetime | None = None) -> str:
     if nas.last_status == NAS.Status.NEVER:
         return _("never synced")
     if nas.last_status == NAS.Status.OK and nas.last_success_at:
+        if (now - nas.last_success_at).total_seconds() < 60:
+            return _("ok just now")
         return _("ok %(ago)s ago") % {"ago": timesince(nas.last_success_at, now, depth=1)}
     status = nas.get_last_status_display()
     since = nas.failing_since or nas.last_attempt_at
@@ -121,3 +124,31 @@ def refusal_line(event: AuditEvent) -> RefusalLine:
 
 
 
+
+
+#: The console's pages in the order a household admin needs them, with the names they use.
+SECTIONS: list[tuple[str, str]] = [
+    ("accounts.User", gettext_lazy("People")),
+    ("accounts.Household", gettext_lazy("Households")),
+    ("synology.NAS", gettext_lazy("NASes")),
+    ("synology.DSMAccount", gettext_lazy("DSM accounts")),
+    ("synology.AccountMapping", gettext_lazy("Account mappings")),
+    ("oauth2_provider.Application", gettext_lazy("Apps")),
+    ("synology.SyncRun", gettext_lazy("Sync runs")),
+    ("identityhub.AuditEvent", gettext_lazy("Audit trail")),
+    ("accounts.Upstream", gettext_lazy("Upstreams (operators)")),
+    ("oidc.SigningKey", gettext_lazy("Signing keys (operators)")),
+]
+
+
+def console_sections(app_list: list[dict]) -> list[dict]:
+    """The pages this person may open (from Django's app list, which applies the permissions)."""
+    reachable = {f"{app['app_label']}.{m['object_name']}": m for app in app_list for m in app["models"]}
+    sections = []
+    for key, label in SECTIONS:
+        model = reachable.pop(key, None)
+        if model is not None:
+            sections.append({"label": label, "url": model.get("admin_url"), "add_url": model.get("add_url")})
+    sections += [{"label": m["name"], "url": m.get("admin_url"), "add_url": m.get("add_url")}
+                 for m in reachable.values()]
+    return sections

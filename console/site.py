@@ -36,6 +36,7 @@ class HubAdminSite(admin.AdminSite):
         return redirect_to_login(request.GET.get("next") or reverse("admin:index"), reverse("accounts:login"))
 
     def index(self, request, extra_context=None):
-        from .dashboard import build_dashboard
+        from .dashboard import build_dashboard, console_sections
 
-        return super().index(request, {"dashboard": build_dashboard(request.user), **(extra_context or {})})
+        context = {"dashboard": build_dashboard(request.user), "sections": console_sections(self.get_app_list(request))}
+        return super().index(request, {**context, **(extra_context or {})})
