@@ -55,6 +55,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     class Meta:
         ordering = ["email"]
+        verbose_name = "person"
+        verbose_name_plural = "people"
 
     def save(self, *args, **kwargs):
         self.email = normalize_email(self.email)
