@@ -8,6 +8,7 @@ link is what counts. Nothing is ever created: unknown people are refused.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext as _
 from social_core.exceptions import AuthException
 from social_django.models import UserSocialAuth
 
@@ -40,30 +41,38 @@ def is_verified(value) -> bool:
 def link_declared_person(backend, details, response, uid, user=None, social=None, *args, **kwargs):
     if user is not None:  # an existing (upstream, subject) link decides
         if not user.is_active:
-            raise SignInRefused(backend, "inactive", f"The account {user.email} is disabled.",
-                                "Ask your household admin.", email=user.email)
+            raise SignInRefused(backend, "inactive", _("The account %(email)s is disabled.") % {"email": user.email},
+                                _("Ask your household admin."), email=user.email)
         return None
 
+    upstream = backend.upstream.label
     email = normalize_email(details.get("email") or _claim(backend, response, "email") or "")
     if not email:
-        raise SignInRefused(backend, "no_email", f"{backend.upstream.label} did not tell us your email address.",
-                            "Allow the hub to see your email address and try again.")
+        raise SignInRefused(backend, "no_email",
+                            _("%(upstream)s did not tell us your email address.") % {"upstream": upstream},
+                            _("Allow the hub to see your email address and try again."))
     if not is_verified(_claim(backend, response, "email_verified")):
         raise SignInRefused(backend, "email_unverified",
-                            f"{backend.upstream.label} has not verified the address {email}.",
-                            f"Verify it with {backend.upstream.label}, then sign in again.", email=email)
+                            _("%(upstream)s has not verified the address %(email)s.") % {"upstream": upstream,
+                                                                                       "email": email},
+                            _("Verify it with %(upstream)s, then sign in again.") % {"upstream": upstream},
+                            email=email)
     domains = [d.lower() for d in backend.upstream.allowed_domains or []]
-    if domains and email.rsplit("@", 1)[-1] not in domains:
+    domain = email.rsplit("@", 1)[-1]
+    if domains and domain not in domains:
         raise SignInRefused(backend, "domain_not_allowed",
-                            f"Addresses at {email.rsplit('@', 1)[-1]} may not sign in with {backend.upstream.label}.",
-                            "Use an address your household admin has declared.", email=email)
+                            _("Addresses at %(domain)s may not sign in with %(upstream)s.") % {"domain": domain,
+                                                                                             "upstream": upstream},
+                            _("Use an address your household admin has declared."), email=email)
     person = User.objects.filter(email=email).first()
     if person is None or not person.is_active:
-        raise SignInRefused(backend, "unknown_person", f"{email} is not a member of any household on this hub.",
-                            "Ask your household admin to add this address, then sign in again.", email=email)
+        raise SignInRefused(backend, "unknown_person",
+                            _("%(email)s is not a member of any household on this hub.") % {"email": email},
+                            _("Ask your household admin to add this address, then sign in again."), email=email)
     if UserSocialAuth.objects.filter(provider=backend.name, user=person).exists():
         raise SignInRefused(backend, "already_linked",
-                            f"{email} is already linked to another {backend.upstream.label} account.",
-                            "Sign in with the account you used before, or ask your admin to unlink it.",
+                            _("%(email)s is already linked to another %(upstream)s account.") % {"email": email,
+                                                                                               "upstream": upstream},
+                            _("Sign in with the account you used before, or ask your admin to unlink it."),
                             email=email)
     return {"user": person, "is_new": False, "linked_now": True}

@@ -9,5 +9,8 @@ urlpatterns = [
     path("login/<slug:upstream_id>/", views.login_upstream, name="login-upstream"),
     path("login/<slug:upstream_id>/mock/", views.mock_upstream, name="mock-upstream"),
     path("complete/<slug:upstream_id>/", views.complete, name="complete"),
-    path("profile/", views.profile, name="profile"),
+    path("account/", views.account, name="account"),
+    path("profile/", views.profile, name="profile"),  # the old address: redirects to account/
+    path("sign-out/", views.sign_out, name="sign-out"),
+    path("logged-out/", views.logged_out, name="logged-out"),
 ]

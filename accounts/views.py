@@ -1,4 +1,5 @@
-"""Sign-in pages: choose an upstream, start it (GET), complete it, or explain a refusal."""
+"""The family's pages: sign in (choose an upstream, start it, complete it), refusals, the account
+page, signing out and the signed-out page."""
 
 from __future__ import annotations
 
@@ -8,17 +9,21 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth import login as django_login
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth import logout as django_logout
+from django.contrib.auth.decorators import login_not_required, login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 
 from identityhub.audit import record_event
 
+from . import selectors
 from .models import Upstream, User
 from .pipeline import SignInRefused
 from .upstreams import PASSED_ON_PARAMS, UpstreamUnavailable, get_upstream, load_backend
@@ -45,7 +50,18 @@ def login_choice(request: HttpRequest) -> HttpResponse:
     choices = [
         (u, reverse("accounts:login-upstream", args=[u.pk]) + (f"?{query}" if query else "")) for u in upstreams
     ]
-    return render(request, "accounts/login.html", {"choices": choices}, status=200 if upstreams else 503)
+    return render(request, "accounts/login.html", {"choices": choices, "place": selectors.sign_in_place_name()},
+                  status=200 if upstreams else 503)
+
+
+def render_refusal(request: HttpRequest, *, message: str, advice: str = "", retry: str = "", retry_label: str = "",
+                   contacts: list[selectors.Contact] | None = None, status: int = 403,
+                   language_next: str = "") -> HttpResponse:
+    """The one refusal page: what happened, what to do, whom to ask (shared with the provider)."""
+    return render(request, "accounts/refused.html", {
+        "message": message, "advice": advice, "retry": retry, "retry_label": retry_label,
+        "contacts": contacts or [], "language_next": language_next or retry,
+    }, status=status)
 
 
 def with_upstream(view):
@@ -55,8 +71,12 @@ def with_upstream(view):
     def wrapper(request: HttpRequest, upstream_id: str) -> HttpResponse:
         try:
             upstream = get_upstream(upstream_id)
-        except UpstreamUnavailable as error:
-            return render(request, "accounts/refused.html", {"message": str(error), "advice": ""}, status=404)
+        except UpstreamUnavailable:
+            return render_refusal(
+                request, message=_("There is no way to sign in called “%(upstream)s” on this hub.") % {
+                    "upstream": upstream_id},
+                advice=_("Go back to the sign-in page and pick one of the buttons there."),
+                retry=reverse("accounts:login"), retry_label=_("Go to the sign-in page"), status=404)
         return view(request, upstream)
 
     return wrapper
@@ -122,42 +142,58 @@ def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
         return do_complete(backend, sign_in, user=None, redirect_name="next")
     except SignInRefused as refusal:
         record_event("refusal", reason=refusal.reason, email=refusal.email, upstream_id=upstream.pk)
-        return render(
-            request,
-            "accounts/refused.html",
-            {"message": refusal.message, "advice": refusal.advice, "retry": reverse("accounts:login")},
-            status=403,
-        )
+        # Whom to ask, only when the upstream proved who this is (an existing link, or a verified
+        # address already linked elsewhere): never tell a stranger an admin's address.
+        proven = refusal.reason in {"inactive", "already_linked"}
+        return render_refusal(request, message=refusal.message, advice=refusal.advice,
+                              retry=reverse("accounts:login"),
+                              contacts=selectors.admins_of_person(refusal.email) if proven else [])
     except SocialAuthBaseException as error:
         return _failed(request, upstream, error)
 
 
 def _failed(request: HttpRequest, upstream: Upstream, error: Exception) -> HttpResponse:
     record_event("refusal", reason="upstream_error", upstream_id=upstream.pk, error=str(error)[:300])
-    return render(
+    return render_refusal(
         request,
-        "accounts/refused.html",
-        {
-            "message": f"Signing in with {upstream.label} did not work: {error}",
-            "advice": "Try again. If it keeps failing, tell your household admin.",
-            "retry": reverse("accounts:login"),
-        },
+        message=_("Signing in with %(upstream)s did not work: %(error)s") % {"upstream": upstream.label,
+                                                                            "error": error},
+        advice=_("Try again. If it keeps failing, tell your household admin."),
+        retry=reverse("accounts:login"),
         status=400,
     )
 
 
+@never_cache
 @login_required
-def profile(request: HttpRequest) -> HttpResponse:
+def account(request: HttpRequest) -> HttpResponse:
+    """The person's own page: their apps, NAS accounts, households and how they sign in."""
     user = request.user
-    return render(
-        request,
-        "accounts/profile.html",
-        {
-            "memberships": user.memberships.select_related("household"),
-            "accounts": user.dsm_accounts.select_related("nas").filter(present=True),
-            "logout_url": reverse("oauth2_provider:rp-initiated-logout"),
-        },
-    )
+    return render(request, "accounts/account.html", {
+        "apps": selectors.launchable_apps(user),
+        "nas_accounts": selectors.nas_accounts(user),
+        "households": selectors.households_of(user),
+        "sign_ins": selectors.linked_sign_ins(user),
+    })
+
+
+def profile(request: HttpRequest) -> HttpResponse:
+    """The old address of the account page."""
+    return redirect("accounts:account")
+
+
+@require_POST
+def sign_out(request: HttpRequest) -> HttpResponse:
+    """Sign out of the hub (a CSRF-protected POST). The apps keep their own sessions and tokens."""
+    django_logout(request)
+    return redirect("accounts:logged-out")
+
+
+@never_cache
+@login_not_required
+def logged_out(request: HttpRequest) -> HttpResponse:
+    """Where every sign-out lands. It never redirects: a link starts the next sign-in."""
+    return render(request, "accounts/logged_out.html")
 
 
 def parse_max_age(value: str) -> int | None:

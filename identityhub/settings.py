@@ -15,8 +15,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import lazy
+from django.utils.translation import gettext_lazy as _
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HUB_VAR_DIR", BASE_DIR / "var"))
@@ -113,6 +115,23 @@ SESSION_COOKIE_AGE = int(os.environ.get("HUB_SESSION_AGE", str(14 * 24 * 3600)))
 SESSION_COOKIE_PATH = f"/{HUB_URL_PREFIX}/" if HUB_URL_PREFIX else "/"
 CSRF_TRUSTED_ORIGINS = [f"{_issuer.scheme}://{_issuer.netloc}"]
 X_FRAME_OPTIONS = "DENY"
+CSRF_FAILURE_VIEW = "identityhub.views.csrf_failure"
+# Every page's stylesheet and scripts are files of the hub: no inline script or style, nothing from
+# elsewhere. form-action also governs where a form's redirect may go (Chromium enforces it): the
+# consent and sign-out confirmation pages add the one client origin they redirect to
+# (identityhub.oidc.views.allow_form_redirect).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "frame-ancestors": [NONE],
+        "form-action": [SELF],
+        "base-uri": [SELF],
+        "object-src": [NONE],
+    },
+}
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
@@ -137,9 +156,11 @@ if DEBUG:
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "identityhub.middleware.RefuseNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",  # Accept-Language, or the switcher's cookie
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -218,7 +239,8 @@ CELERY_BEAT_SCHEDULE = {
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["accounts.auth_backends.UpstreamSessionBackend"]
 LOGIN_URL = "accounts:login"
-LOGIN_REDIRECT_URL = "accounts:profile"
+LOGIN_REDIRECT_URL = "accounts:account"
+LOGOUT_REDIRECT_URL = "accounts:logged-out"  # the admin's sign-out too: never straight back to /login/
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.PBKDF2PasswordHasher",
     # Client secrets only: fast, safe because every accepted secret has >= 128 bits.
@@ -266,11 +288,11 @@ OAUTH2_PROVIDER = {
     "ACCESS_TOKEN_GENERATOR": "identityhub.oidc.tokens.random_token",
     "REFRESH_TOKEN_GENERATOR": "identityhub.oidc.tokens.random_token",
     "SCOPES": {
-        "openid": "Sign you in",
-        "profile": "Your name",
-        "email": "Your email address",
-        "groups": "Your households",
-        "offline_access": "Stay signed in",
+        "openid": _("Sign you in"),
+        "profile": _("See your name"),
+        "email": _("See your email address"),
+        "groups": _("See your households"),
+        "offline_access": _("Keep you signed in"),
     },
     "DEFAULT_SCOPES": ["openid"],
     "ALLOWED_REDIRECT_URI_SCHEMES": ["https", "http"],
@@ -305,7 +327,9 @@ HUB_SYNCRUN_RETENTION_DAYS = int(os.environ.get("HUB_SYNCRUN_RETENTION_DAYS", "3
 HUB_AUDIT_RETENTION_DAYS = int(os.environ.get("HUB_AUDIT_RETENTION_DAYS", "365"))
 
 # --- i18n, static -------------------------------------------------------------------------
-LANGUAGE_CODE = "en-us"
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", _("English")), ("fr", _("French")), ("de", _("German"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]  # the hub's own catalogues (.po and compiled .mo, both committed)
 TIME_ZONE = os.environ.get("TZ", "UTC")
 USE_I18N = True
 USE_TZ = True

@@ -13,6 +13,7 @@ hub_patterns = [
     path("", include("identityhub.oidc.urls")),
     path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),  # set_language: the footer's language switcher
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("", views.home, name="home"),
@@ -21,3 +22,8 @@ if settings.DEBUG:
     hub_patterns.append(path("demo/", include("identityhub.demo.urls")))
 
 urlpatterns = [path(f"{settings.HUB_URL_PREFIX}/", include(hub_patterns))] if settings.HUB_URL_PREFIX else hub_patterns
+
+handler400 = "identityhub.views.bad_request"
+handler403 = "identityhub.views.permission_denied"
+handler404 = "identityhub.views.page_not_found"
+handler500 = "identityhub.views.server_error"

@@ -7,7 +7,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
+from django.views import defaults
 from django.views.decorators.cache import never_cache
 
 log = logging.getLogger(__name__)
@@ -54,4 +55,28 @@ def _redis() -> None:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return redirect("accounts:profile")
+    return redirect("accounts:account")
+
+
+# --- error pages (handler400/403/404/500 in urls.py; templates 400.html …) -------------------
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return defaults.bad_request(request, exception, template_name="400.html")
+
+
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return defaults.permission_denied(request, exception, template_name="403.html")
+
+
+def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
+    return defaults.page_not_found(request, exception, template_name="404.html")
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's own: 500.html rendered with an empty context, so it cannot fail on the request."""
+    return defaults.server_error(request, template_name="500.html")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """CSRF_FAILURE_VIEW: an expired or foreign form, explained (Django's page has inline styles)."""
+    log.info("CSRF failure on %s: %s", request.path, reason)
+    return render(request, "403_csrf.html", status=403)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from django.db import connection
+from django.utils.translation import gettext as _
 from oauth2_provider.models import Application
 
 from accounts.models import Membership
@@ -23,8 +24,8 @@ from .models import ClientProfile
 @dataclass(frozen=True)
 class Refusal:
     reason: str  # machine-readable, recorded in the audit trail
-    message: str  # what the person sees
-    advice: str = ""  # what to do about it
+    message: str  # what the person sees, in the active language
+    advice: str = ""  # what to do about it, in the active language
 
 
 @dataclass
@@ -80,13 +81,13 @@ def check_access(user, application: Application, *, allow_quick_sync: bool = Fal
     One query (see membership_rows); the application arrives with its profile loaded.
     """
     if user is None or not user.is_active:
-        return AccessDecision(Refusal("inactive", "This account is disabled.", "Ask your household admin."))
+        return AccessDecision(Refusal("inactive", _("This account is disabled."), _("Ask your household admin.")))
     label = application.name or application.client_id
     try:
         profile = application.profile
     except Application.profile.RelatedObjectDoesNotExist:
-        return AccessDecision(Refusal("client_unconfigured", f"{label} is not set up for sign-in.",
-                                      "Ask your household admin to give this app its households."))
+        return AccessDecision(Refusal("client_unconfigured", _("%(app)s is not set up for sign-in.") % {"app": label},
+                                      _("Ask your household admin to give this app its households.")))
 
     rows = membership_rows(user.pk, profile.pk, profile.nas_id)
     decision = AccessDecision(household_roles={row[0]: row[1] for row in rows}, nas_id=profile.nas_id or "")
@@ -95,8 +96,8 @@ def check_access(user, application: Application, *, allow_quick_sync: bool = Fal
     if not allowed:
         decision.refusal = Refusal(
             "not_in_household",
-            f"{user.email} is not a member of a household that may use {label}.",
-            "Ask your household admin to add you.",
+            _("%(email)s is not a member of a household that may use %(app)s.") % {"email": user.email, "app": label},
+            _("Ask your household admin to add you."),
         )
         return decision
     if profile.nas_id:
@@ -110,9 +111,9 @@ def check_access(user, application: Application, *, allow_quick_sync: bool = Fal
         if username is None:
             decision.refusal = Refusal(
                 "no_nas_account",
-                f"{user.email} has no account on {nas}.",
-                "Ask your household admin to create a DSM account with your email address, "
-                "or to map your email to your existing account.",
+                _("%(email)s has no account on %(nas)s.") % {"email": user.email, "nas": nas},
+                _("Ask your household admin to create a DSM account with your email address, "
+                  "or to map your email to your existing account."),
             )
             return decision
         decision.dsm_username = username

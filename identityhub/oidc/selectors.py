@@ -10,6 +10,8 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from oauth2_provider.models import Application, Grant
 
+from accounts.selectors import Contact, household_admins
+
 from .models import CacheGeneration, ClientProfile
 
 CLIENTS = "clients"
@@ -97,3 +99,19 @@ def load_client(client_id: str) -> Application | None:
             if cache.token == token and len(cache.clients) < MAX_CACHED_CLIENTS:
                 cache.clients[client_id] = application
     return application
+
+
+# --- who to ask about a client (refusal and error pages) ------------------------------------
+def admins_to_ask(application: Application | None) -> list[Contact]:
+    """The admins of the households that may use this client: its own households, or, when it
+    lists none, its bound NAS's household (the access policy's rule). None for an unknown or
+    unconfigured client."""
+    if application is None:
+        return []
+    profile = ClientProfile.objects.filter(application_id=application.pk).select_related("nas").first()
+    if profile is None:
+        return []
+    household_ids = list(profile.households.values_list("id", flat=True))
+    if not household_ids and profile.nas_id:
+        household_ids = [profile.nas.household_id]
+    return household_admins(household_ids)

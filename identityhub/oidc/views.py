@@ -15,8 +15,9 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import redirect
 from django.utils.decorators import method_decorator
+from django.utils.translation import gettext as _
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
@@ -31,16 +32,28 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
-from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params
+from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params, render_refusal
 from identityhub.audit import record_event
 
 from . import keys
 from .context import current_http_request
 from .models import Consent, RedeemedCode
 from .policy import check_access
+from .selectors import admins_to_ask, load_client
 from .validator import _digest, has_consent, revoke_redeemed
 
 REAUTH_PARAMS = ("prompt", "max_age")
+# oauthlib's fatal errors (never redirected) that mean "this client_id is not known here".
+UNKNOWN_CLIENT_ERRORS = (oauth2_errors.InvalidClientIdError, oauth2_errors.MissingClientIdError)
+
+
+def allow_form_redirect(response: HttpResponse, uri: str | None) -> HttpResponse:
+    """Let this page's form redirect to `uri`'s origin (CSP form-action also covers the redirect
+    after a POST in Chromium). Only for a URI the request has already validated for its client."""
+    parts = urlsplit(uri or "")
+    if parts.scheme in {"http", "https"} and parts.netloc:
+        response._csp_update = {"form-action": [f"{parts.scheme}://{parts.netloc.rsplit('@', 1)[-1]}"]}
+    return response
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -80,9 +93,9 @@ class HubAuthorizationView(AuthorizationView):
                 return self._error_redirect(credentials, application, "access_denied", decision.refusal.message)
             # Offer to sign in as someone else and come back to this same request.
             another = login_url_with(self._without_reauth_params(request), prompt="login")
-            return render(request, "accounts/refused.html",
-                          {"message": decision.refusal.message, "advice": decision.refusal.advice,
-                           "retry": another, "retry_label": "Use another account"}, status=403)
+            return render_refusal(request, message=decision.refusal.message, advice=decision.refusal.advice,
+                                  retry=another, retry_label=_("Use another account"),
+                                  contacts=admins_to_ask(application), language_next=request.get_full_path())
 
         # prompt=consent asks again, except for trusted clients (DSM), whose consent is implied.
         ask_again = "consent" in prompt and not application.skip_authorization
@@ -98,7 +111,8 @@ class HubAuthorizationView(AuthorizationView):
             "application": application,
         }
         form = self.get_form(self.get_form_class())
-        return self.render_to_response(self.get_context_data(form=form, **self.oauth2_data))
+        response = self.render_to_response(self.get_context_data(form=form, **self.oauth2_data))
+        return allow_form_redirect(response, credentials.get("redirect_uri"))
 
     def _approve(self, request, scopes, credentials, application) -> HttpResponse:
         credentials = {k: v for k, v in credentials.items() if k != "request"}
@@ -118,8 +132,8 @@ class HubAuthorizationView(AuthorizationView):
         if form.cleaned_data.get("allow"):
             decision = check_access(self.request.user, application)
             if not decision.allowed:
-                return render(self.request, "accounts/refused.html",
-                              {"message": decision.refusal.message, "advice": decision.refusal.advice}, status=403)
+                return render_refusal(self.request, message=decision.refusal.message,
+                                      advice=decision.refusal.advice, contacts=admins_to_ask(application))
             Consent.objects.update_or_create(
                 user=self.request.user, application=application,
                 defaults={"scopes": form.cleaned_data.get("scope", "")},
@@ -130,6 +144,27 @@ class HubAuthorizationView(AuthorizationView):
         # The session's sign-in time travels with the grant to become the ID token's auth_time.
         credentials["hub_auth_time"] = request.session.get(AUTH_TIME_SESSION_KEY)
         return super().create_authorization_response(request, scopes, credentials, allow)
+
+    # --- the error page -------------------------------------------------------------------------
+    def error_response(self, error, application, **kwargs):
+        """DOT redirects an error when oauthlib matched the redirect URI; a fatal one (unknown
+        client, redirect URI not registered) renders the page instead. That page says which
+        client_id and redirect_uri were sent, and the attempt goes into the audit trail."""
+        if isinstance(error, FatalClientError):
+            params = self.request.POST if self.request.method == "POST" else self.request.GET
+            client_id = params.get("client_id", "")
+            redirect_uri = params.get("redirect_uri", "")
+            known = load_client(client_id) if client_id else None
+            oauthlib_error = error.oauthlib_error
+            record_event("refusal", reason="invalid_request", user=_person(self.request),
+                         client_id=client_id[:100], redirect_uri=redirect_uri[:500],
+                         error=oauthlib_error.error, description=(oauthlib_error.description or "")[:300])
+            kwargs.update(
+                sent_client_id=client_id, sent_redirect_uri=redirect_uri, known_client=known,
+                unknown_client=isinstance(oauthlib_error, UNKNOWN_CLIENT_ERRORS) or known is None,
+                contacts=admins_to_ask(known),
+            )
+        return super().error_response(error, application, **kwargs)
 
     # --- helpers ------------------------------------------------------------------------------
     def redirect(self, redirect_to, application):
@@ -196,8 +231,30 @@ class TokenView(OAuthLibMixin, View):
         return response
 
 
+def _person(request: HttpRequest):
+    user = getattr(request, "user", None)
+    return user if user is not None and user.is_authenticated else None
+
+
 class LogoutView(dot.RPInitiatedLogoutView):
-    """DOT's RP-initiated logout; an unknown client_id is a 400, not DOT's uncaught DoesNotExist."""
+    """DOT's RP-initiated logout; an unknown client_id is a 400, not DOT's uncaught DoesNotExist.
+
+    Without a (registered) post_logout_redirect_uri it lands on the hub's signed-out page, not on
+    DOT's "/" (which sent people to /account/ → /login/ → the upstream: signed straight back in)."""
+
+    template_name = "oidc/logout_confirm.html"
+
+    def get(self, request, *args, **kwargs):
+        response = super().get(request, *args, **kwargs)
+        if response.status_code == 200:  # the confirmation form: it may redirect to the client
+            allow_form_redirect(response, self.oidc_data.get("post_logout_redirect_uri"))
+        return response
+
+    def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
+        response = super().do_logout(application, post_logout_redirect_uri, state, token_user)
+        if not post_logout_redirect_uri:
+            return redirect("accounts:logged-out")
+        return response
 
     def get_request_application(self, id_token, client_id):
         if client_id:
