@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements/base.txt requirements/dev.txt | cksum | cut -d' ' -f1)
-DEV    := HUB_DEBUG=1
+PORT   ?= 8000
+ISSUER ?= http://127.0.0.1:$(PORT)
+# The issuer (and so the demo's redirect URI) follows the port: `make run PORT=8123`.
+DEV    := HUB_DEBUG=1 HUB_ISSUER=$(ISSUER)
 
 .PHONY: run test lint worker beat bench bench-sso bench-sync clean venv
 
@@ -17,13 +20,13 @@ $(STAMP): requirements/base.txt requirements/dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-## make run: the hub on http://127.0.0.1:8000 with SQLite, a mock upstream and demo data.
+## make run [PORT=8000]: the hub on http://127.0.0.1:$(PORT) with SQLite, a mock upstream and demo data.
 run: venv
 	$(DEV) $(BIN)/python manage.py migrate --noinput
 	$(DEV) $(BIN)/python manage.py demo
-	$(DEV) $(BIN)/python manage.py runserver 127.0.0.1:8000
+	$(DEV) $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-## make worker / make beat: Celery with the filesystem broker (or REDIS_URL).
+## make worker / make beat [PORT=…]: Celery with the filesystem broker (or REDIS_URL), same issuer as `make run`.
 worker: venv
 	$(DEV) $(BIN)/celery -A identityhub worker --loglevel=INFO --concurrency=2
 

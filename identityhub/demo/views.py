@@ -1,5 +1,10 @@
 """A tiny relying party inside the hub, for `make run` only: click through the whole login and
-see the decoded, verified ID token with its `username` claim. Mounted only when HUB_DEBUG=1."""
+see the decoded, verified ID token with its `username` claim. Mounted only when HUB_DEBUG=1.
+
+Like a real relying party, it keeps its pending sign-in (state, nonce, PKCE verifier) in its own
+signed cookie, not in the hub's session: the hub flushes its session when someone signs in as another
+person ("Use another account" on a refusal), which would lose the demo's state ("state mismatch").
+"""
 
 from __future__ import annotations
 
@@ -11,11 +16,17 @@ from urllib.parse import urlencode
 
 import requests
 from django.conf import settings
+from django.core import signing
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from jwcrypto import jwk, jwt
 
 DEMO_CLIENT_ID = "demo-dsm"
+PENDING_COOKIE = "demo_rp_pending"
+PENDING_SALT = "identityhub.demo.pending"
+PENDING_MAX_AGE = 600  # seconds a started sign-in may take
+PENDING_KEEP = 5  # started sign-ins remembered at once (several tabs)
 
 
 def demo_redirect_uri() -> str:
@@ -35,27 +46,56 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, "demo/index.html", {"client_id": DEMO_CLIENT_ID})
 
 
+def _pending(request: HttpRequest) -> dict[str, dict[str, str]]:
+    """The demo's started sign-ins, by state (empty when the cookie is missing, expired or forged)."""
+    try:
+        pending = signing.loads(request.COOKIES.get(PENDING_COOKIE, ""), salt=PENDING_SALT, max_age=PENDING_MAX_AGE)
+    except (ValueError, signing.BadSignature):
+        return {}
+    return pending if isinstance(pending, dict) else {}
+
+
+def _store_pending(response: HttpResponse, pending: dict[str, dict[str, str]]) -> None:
+    if not pending:
+        response.delete_cookie(PENDING_COOKIE, path=reverse("demo:index"))
+        return
+    # signing.dumps: URL-safe characters only, so the value needs no cookie quoting.
+    response.set_cookie(
+        PENDING_COOKIE, signing.dumps(pending, salt=PENDING_SALT), max_age=PENDING_MAX_AGE, path=reverse("demo:index"),
+        httponly=True, samesite="Lax", secure=settings.HUB_ISSUER.startswith("https:"),
+    )
+
+
 def start(request: HttpRequest) -> HttpResponse:
-    verifier = secrets.token_urlsafe(48)
-    request.session["demo"] = {"state": secrets.token_urlsafe(16), "nonce": secrets.token_urlsafe(16),
-                               "verifier": verifier}
+    state, nonce, verifier = secrets.token_urlsafe(16), secrets.token_urlsafe(16), secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     query = {
         "response_type": "code", "client_id": DEMO_CLIENT_ID, "redirect_uri": demo_redirect_uri(),
-        "scope": request.GET.get("scope", "openid email profile groups"), "state": request.session["demo"]["state"],
-        "nonce": request.session["demo"]["nonce"], "code_challenge": challenge, "code_challenge_method": "S256",
+        "scope": request.GET.get("scope", "openid email profile groups"), "state": state,
+        "nonce": nonce, "code_challenge": challenge, "code_challenge_method": "S256",
     }
     if request.GET.get("prompt"):
         query["prompt"] = request.GET["prompt"]
-    return redirect(f"{settings.HUB_ISSUER}/authorize/?{urlencode(query)}")
+    pending = _pending(request)
+    pending[state] = {"nonce": nonce, "verifier": verifier}
+    response = redirect(f"{settings.HUB_ISSUER}/authorize/?{urlencode(query)}")
+    _store_pending(response, dict(list(pending.items())[-PENDING_KEEP:]))
+    return response
 
 
 def callback(request: HttpRequest) -> HttpResponse:
-    pending = request.session.pop("demo", None)
+    started = _pending(request)
+    pending = started.pop(request.GET.get("state", ""), None)
+    response = _callback(request, pending)
+    _store_pending(response, started)  # each started sign-in completes once
+    return response
+
+
+def _callback(request: HttpRequest, pending: dict[str, str] | None) -> HttpResponse:
     context: dict = {"params": dict(request.GET.items())}
     if "error" in request.GET:
         return render(request, "demo/result.html", {**context, "error": request.GET["error"]})
-    if not pending or request.GET.get("state") != pending["state"]:
+    if not pending:
         return render(request, "demo/result.html", {**context, "error": "state mismatch: start again"}, status=400)
     token_response = requests.post(
         f"{settings.HUB_ISSUER}/token/",

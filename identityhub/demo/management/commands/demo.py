@@ -1,4 +1,8 @@
-"""`manage.py demo`: the local demo set-up `make run` loads (idempotent; HUB_DEBUG=1 only)."""
+"""`manage.py demo`: the local demo set-up `make run` loads (idempotent; HUB_DEBUG=1 only).
+
+Everything URL-shaped follows the current issuer (HUB_ISSUER, which `make run PORT=N` sets to
+http://127.0.0.1:N): re-running it on another port moves the demo client's redirect URI there.
+"""
 
 from __future__ import annotations
 
@@ -41,4 +45,5 @@ class Command(BaseCommand):
                 )
             register_client(DEMO_CLIENT_ID, name="Demo DSM", redirect_uris=[demo_redirect_uri()],
                             client_secret=demo_client_secret(), nas=nas, skip_consent=True)
+        self.stdout.write(f"Demo client {DEMO_CLIENT_ID}: redirect URI {demo_redirect_uri()}")
         self.stdout.write(f"Demo ready: open {settings.HUB_ISSUER}/demo/ and sign in as alice@example.com")
