@@ -190,6 +190,11 @@ class HubConfig(Strict):
     issuer: str = Field(description="public URL of the hub; must equal HUB_ISSUER when that is set")
     upstreams: Annotated[list[UpstreamSpec], BeforeValidator(_none_to_list)] = Field(default_factory=list)
     households: Annotated[list[HouseholdSpec], BeforeValidator(_none_to_list)] = Field(default_factory=list)
+    operators: StrList = Field(
+        default_factory=list,
+        description="emails of declared members who run the whole hub (Django superusers); "
+        "household admins are not operators unless listed here",
+    )
     nas: Annotated[list[NASSpec], BeforeValidator(_none_to_list)] = Field(default_factory=list)
     clients: Annotated[list[ClientSpec], BeforeValidator(_none_to_list)] = Field(default_factory=list)
 

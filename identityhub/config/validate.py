@@ -1,4 +1,4 @@
-"""Checks beyond the schema: references, duplicates, URLs, secrets, claims, the issuer."""
+"""Checks beyond the schema: references, duplicates, operators, URLs, secrets, claims, the issuer."""
 
 from __future__ import annotations
 
@@ -132,6 +132,25 @@ def check_semantics(loaded: LoadedConfig) -> list[Problem]:
                     add((*at, "name"), f"{email} is declared with another name at line {line} ({previous[0]!r})")
                 elif not previous:
                     names[email] = (member.name, (*at, "name"))
+
+    # operators: declared members, each once (emails compare as member emails do: normalize_email)
+    members = {normalize_email(m.email) for h in config.households for m in h.members}
+    first_operator: dict[str, int] = {}
+    for j, operator in enumerate(config.operators):
+        at = ("operators", j)
+        try:
+            validate_email(operator)
+        except ValidationError:
+            add(at, f"{operator!r} is not an email address")
+            continue
+        email = normalize_email(operator)
+        if email in first_operator:
+            line = loaded.problem(("operators", first_operator[email]), "").line
+            add(at, f"{email} is listed twice in operators (first at line {line})")
+            continue
+        first_operator[email] = j
+        if email not in members:
+            add(at, f"operator {email} is not a member of any household (declare them in households first)")
 
     # NASes
     unique("NAS", "nas", "id", [n.id for n in config.nas])

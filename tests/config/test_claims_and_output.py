@@ -84,7 +84,11 @@ def test_schema_is_json_schema(run_hub):
     result = run_hub("schema")
     schema = json.loads(result.out)
     assert schema["type"] == "object" and schema["additionalProperties"] is False
-    assert set(schema["properties"]) == {"version", "issuer", "upstreams", "households", "nas", "clients"}
+    assert set(schema["properties"]) == {"version", "issuer", "upstreams", "households", "operators", "nas",
+                                         "clients"}
+    assert schema["properties"]["operators"]["type"] == "array"
+    assert schema["properties"]["operators"]["items"] == {"type": "string"}
+    assert "operators" not in schema.get("required", [])
     assert "client_secret_file" in schema["$defs"]["ClientSpec"]["properties"]
 
 

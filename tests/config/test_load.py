@@ -382,3 +382,44 @@ def test_malformed_urls_are_clean_errors(write, secrets_env):
         f"{path}:24:10: nas ds923: url 'http://[nas' is not a valid URL",
         f"{path}:33:21: client ds923-dsm: redirect URI 'https://[::1' is not a valid URL",
     ]
+
+
+# --- operators -----------------------------------------------------------------------------------
+OPERATORS = MINIMAL + """\
+  - id: away
+    members:
+      - {email: B@Example.com, role: admin}
+operators:
+  - a@example.com
+"""
+
+
+def test_operators_are_optional_and_normalised(write):
+    assert load_config(write(MINIMAL)).config.operators == []
+    assert load_config(write(MINIMAL + "operators:\n")).config.operators == []
+    loaded = load_config(write(OPERATORS + "  - b@EXAMPLE.COM\n"))  # as member emails: case-insensitive
+    assert loaded.config.operators == ["a@example.com", "b@EXAMPLE.COM"]
+
+
+def test_an_operator_must_be_a_declared_member(write):
+    path = write(OPERATORS + "  - nobody@example.com\n")
+    assert only_problem(path) == (
+        f"{path}:13:5: operator nobody@example.com is not a member of any household "
+        "(declare them in households first)"
+    )
+    flow = write(MINIMAL + "operators: [a@example.com, ghost@example.com]\n")
+    assert only_problem(flow).startswith(f"{flow}:8:28: operator ghost@example.com is not a member")
+
+
+def test_an_operator_listed_twice_case_insensitively(write):
+    path = write(OPERATORS + "  - A@EXAMPLE.com\n")
+    assert only_problem(path) == f"{path}:13:5: a@example.com is listed twice in operators (first at line 12)"
+
+
+def test_operator_entries_must_be_emails_and_strings(write):
+    path = write(OPERATORS + "  - not-an-email\n")
+    assert only_problem(path) == f"{path}:13:5: 'not-an-email' is not an email address"
+    empty = write(OPERATORS + "  -\n")
+    assert only_problem(empty) == f"{empty}:13:4: expected a string, got nothing"
+    scalar = write(MINIMAL + "operators: a@example.com\n")
+    assert only_problem(scalar) == f"{scalar}:8:12: expected a list, got 'a@example.com'"
