@@ -14,6 +14,7 @@ from oauth2_provider.models import Application
 
 from accounts import services as accounts_services
 from accounts.models import Household, Membership, Upstream, User
+from accounts.roles import sync_staff_flag
 from identityhub.audit import record_event
 from identityhub.oidc import services as oidc_services
 from synology import services as synology_services
@@ -61,7 +62,7 @@ def apply_config(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = Fal
         raise
     except Exception as error:  # any failure: the transaction is rolled back, nothing changed
         change = step[0]
-        what = f"{change.kind} {change.key}: " if change is not None else ""
+        what = f"{' '.join(filter(None, (change.kind, change.key)))}: " if change is not None else ""
         message = f"{what}{error.__class__.__name__}: {error}; nothing was changed"
         if change is not None and change.path:
             problem = loaded.problem(change.path, message)
@@ -95,6 +96,10 @@ def _execute(plan: Plan, step: list) -> None:
         household = accounts_services.declare_household(h.id, h.name, managed=True)
         specs = [accounts_services.MemberSpec(e, desired.person_name(e), role) for e, role in h.members.items()]
         accounts_services.set_members(household, specs, managed=True)
+    # Every time (a no-op when the plan shows no operators line): exactly the listed people are superusers
+    # among the managed ones; after the memberships, so a demoted operator's staff flag sees them.
+    step[0] = next(iter(plan.of("operators")), None)
+    accounts_services.set_operators(desired.operators.emails)
     n: NASWant
     for n in _declared(plan, "nas", step):
         nas = synology_services.declare_nas(
@@ -124,7 +129,7 @@ def _execute(plan: Plan, step: list) -> None:
         member_ids = list(Membership.objects.filter(household_id=change.key).values_list("user_id", flat=True))
         Household.objects.filter(pk=change.key, managed=True).delete()
         for user in User.objects.filter(pk__in=member_ids):
-            accounts_services.refresh_staff_flag(user)
+            sync_staff_flag(user)
     for change in plan.of("upstream", "-"):
         step[0] = change
         Upstream.objects.filter(pk=change.key, managed=True).delete()

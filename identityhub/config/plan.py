@@ -2,7 +2,8 @@
 
 `build_plan` reads only. Its output is the contract of `hub plan` (see ../shared/DESIGN.md):
 `+ client ds923-dsm`, `~ nas ds923: sync_interval, service_account.password (secret changed)`,
-`- household x`, then `Plan: 1 to create, 1 to change, 0 to remove.` or `No changes.`. Secrets
+`- household x`, `~ operators: +mael@example.com -old@example.com` (the operator set is one object,
+always a change), then `Plan: 1 to create, 1 to change, 0 to remove.` or `No changes.`. Secrets
 are compared (decrypted, or against DOT's hash) and never shown.
 """
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.hashers import check_password
+from django.db.models import Q
 from oauth2_provider.models import Application
 
 from accounts.models import Household, Membership, Upstream, User, normalize_email
@@ -23,7 +25,7 @@ from .errors import ConfigError, Problem
 from .load import LoadedConfig, PathKey
 from .validate import ca_path
 
-KINDS = ("upstream", "household", "person", "nas", "client")
+KINDS = ("upstream", "household", "person", "operators", "nas", "client")
 
 
 # --- what the file wants, normalised the way the services store it ------------------------------
@@ -52,6 +54,12 @@ class HouseholdWant:
     id: str
     name: str
     members: dict[str, str]  # email -> role
+    path: PathKey
+
+
+@dataclass
+class OperatorsWant:
+    emails: list[str]  # sorted, normalised; exactly these managed people are superusers
     path: PathKey
 
 
@@ -90,6 +98,7 @@ class Desired:
     upstreams: list[UpstreamWant] = field(default_factory=list)
     people: list[PersonWant] = field(default_factory=list)
     households: list[HouseholdWant] = field(default_factory=list)
+    operators: OperatorsWant = field(default_factory=lambda: OperatorsWant([], ("operators",)))
     nases: list[NASWant] = field(default_factory=list)
     clients: list[ClientWant] = field(default_factory=list)
 
@@ -119,6 +128,7 @@ def desired_state(loaded: LoadedConfig) -> Desired:
             person.name = person.name or m.name
         desired.households.append(HouseholdWant(h.id, h.name or h.id, members, ("households", i, "id")))
     desired.people = list(people.values())
+    desired.operators = OperatorsWant(sorted({normalize_email(e) for e in config.operators}), ("operators",))
     for i, n in enumerate(config.nas):
         tls = n.verify_tls
         desired.nases.append(
@@ -158,6 +168,8 @@ class Change:
     adopt: bool = False
 
     def __str__(self) -> str:
+        if self.action == "~" and not self.key:  # a singleton: `~ operators: +a@x -b@y`
+            return f"~ {self.kind}: {', '.join(self.fields)}"
         if self.action == "~":
             return f"~ {self.kind} {self.key}: {', '.join(self.fields)}"
         if self.note:
@@ -208,6 +220,11 @@ def _members_note(current: dict[str, str], wanted: dict[str, str]) -> str | None
     parts += [f"- {e}" for e in current if e not in wanted]
     parts += [f"~ {e} role" for e in wanted if e in current and current[e] != wanted[e]]
     return f"members ({', '.join(parts)})" if parts else None
+
+
+def _operators_note(current: list[str], wanted: list[str]) -> str | None:
+    parts = [f"+{e}" for e in wanted if e not in current] + [f"-{e}" for e in current if e not in wanted]
+    return " ".join(parts) or None
 
 
 def _accounts_note(current: dict[str, tuple[str, bool]], wanted: dict[str, str]) -> str | None:
@@ -287,6 +304,18 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
             if not user.is_active:
                 fields.append("active")
         b.object("person", w.email, w, user is not None, bool(user and user.managed), fields)
+
+    # operators: the superusers among the people the file manages, counting those it is about to adopt
+    # (a bootstrap superuser adopted without being listed is demoted, and the plan says so)
+    wanted_operators = desired.operators
+    current_operators = sorted(
+        User.objects.filter(is_superuser=True)
+        .filter(Q(managed=True) | Q(email__in=[p.email for p in desired.people]))
+        .values_list("email", flat=True)
+    )
+    note = _operators_note(current_operators, wanted_operators.emails)
+    if note:
+        b.changes.append(Change("~", "operators", "", [note], path=wanted_operators.path, want=wanted_operators))
 
     # NASes
     nases = {n.pk: n for n in NAS.objects.all()}

@@ -28,7 +28,8 @@ def snapshot() -> dict:
         "upstreams": list(Upstream.objects.order_by("pk").values()),
         "households": list(Household.objects.order_by("pk").values()),
         "memberships": sorted(Membership.objects.values_list("household_id", "user__email", "role")),
-        "users": list(User.objects.order_by("email").values("email", "name", "is_active", "managed", "is_staff")),
+        "users": list(User.objects.order_by("email").values(
+            "email", "name", "is_active", "managed", "is_staff", "is_superuser")),
         "nases": list(NAS.objects.order_by("pk").values()),
         "mappings": sorted(AccountMapping.objects.values_list("nas_id", "email", "account_name", "managed")),
         "clients": list(Application.objects.order_by("client_id").values(
@@ -80,6 +81,8 @@ def test_apply_writes_what_the_file_says(config_file, run_hub):
         ("mum@example.com", "maman", True)]
     mael = User.objects.get(email="mael@example.com")
     assert mael.managed and mael.is_staff and mael.name == "Maël Valais"
+    assert not mael.is_superuser  # a household admin is staff, never superuser: not an operator
+    assert not User.objects.filter(is_superuser=True).exists()
     assert sorted(User.objects.get(email="mum@example.com").households.values_list("pk", flat=True)) == [
         "friends", "valais"]
 
@@ -305,3 +308,107 @@ def test_hub_config_is_the_default_file(config_file, run_hub, settings):
     assert run_hub("check").out == f"{config_file}: ok\n"
     with pytest.raises(ConfigError):
         load_config(config_file + ".missing")
+
+
+# --- operators -----------------------------------------------------------------------------------
+def with_operators(*emails: str) -> str:
+    return CONFIG + f"operators: [{', '.join(emails)}]\n"
+
+
+def flags(email: str) -> tuple[bool, bool]:
+    user = User.objects.get(email=email)
+    return user.is_staff, user.is_superuser
+
+
+def test_operators_plan_as_one_change_and_follow_the_file(config_file, write, run_hub):
+    bootstrap = User.objects.create_superuser("root@example.com", "pw")  # createsuperuser: not managed
+    path = write(with_operators("Mael@Example.com"))
+    plan = run_hub("plan", path)
+    assert plan.code == 0, plan.err
+    assert plan.out.splitlines()[3:7] == [
+        "+ person mael@example.com",
+        "+ person mum@example.com",
+        "+ person pal@example.com",
+        "~ operators: +mael@example.com",
+    ]
+    assert plan.out.splitlines()[-1] == "Plan: 10 to create, 1 to change, 0 to remove."
+    assert run_hub("apply", path).code == 0
+    assert flags("mael@example.com") == (True, True)
+    assert flags("mum@example.com") == (False, False)
+    assert run_hub("plan", path).out == "No changes.\n"
+
+    # Another operator: one line, added and removed; the household admin keeps staff, loses superuser.
+    path = write(with_operators("pal@example.com", "mum@example.com"))
+    assert run_hub("plan", path).out.splitlines() == [
+        "~ operators: +mum@example.com +pal@example.com -mael@example.com",
+        "Plan: 0 to create, 1 to change, 0 to remove.",
+    ]
+    result = run_hub("apply", path)
+    assert result.code == 0, result.err
+    assert flags("mael@example.com") == (True, False)
+    assert flags("pal@example.com") == (True, True)
+    assert flags("mum@example.com") == (True, True)
+    event = AuditEvent.objects.filter(kind="config_apply").latest("pk")
+    assert event.details["changed"] == 1
+    assert event.details["changes"] == ["~ operators: +mum@example.com +pal@example.com -mael@example.com"]
+
+    # Left out: nobody from the file is an operator any more, at once; staff follows the memberships.
+    assert run_hub("plan", config_file).out.splitlines() == [
+        "~ operators: -mum@example.com -pal@example.com",
+        "Plan: 0 to create, 1 to change, 0 to remove.",
+    ]
+    assert run_hub("apply", config_file).code == 0
+    assert flags("pal@example.com") == (False, False)
+    assert flags("mum@example.com") == (False, False)
+    assert flags("mael@example.com") == (True, False)
+    assert run_hub("plan", config_file).out == "No changes.\n"
+    # The bootstrap superuser is no config person: never touched.
+    bootstrap.refresh_from_db()
+    assert bootstrap.is_superuser and bootstrap.is_staff and bootstrap.is_active
+
+
+def test_an_operator_pruned_from_the_file_loses_superuser(config_file, write, run_hub):
+    assert run_hub("apply", write(with_operators("pal@example.com"))).code == 0
+    text = CONFIG.replace("  - id: friends\n    name: Friends\n    members:\n"
+                          "      - {email: mum@example.com}\n      - {email: pal@example.com, name: Pal}\n", "")
+    text = text.replace("households: [valais, friends]", "households: [valais]").replace(
+        "households: [friends]", "households: [valais]")
+    path = write(text)
+    plan = run_hub("plan", path, "--prune")
+    assert "~ operators: -pal@example.com" in plan.out.splitlines()
+    assert "- person pal@example.com (deactivated, not deleted)" in plan.out.splitlines()
+    assert run_hub("apply", path, "--prune").code == 0
+    pal = User.objects.get(email="pal@example.com")
+    assert (pal.is_active, pal.is_staff, pal.is_superuser) == (False, False, False)
+    assert run_hub("plan", path, "--prune").out == "No changes.\n"
+
+
+def test_adopting_a_bootstrap_superuser_shows_whether_they_stay_operator(config_file, write, run_hub):
+    text = CONFIG.replace("      - {email: pal@example.com, name: Pal}\n",
+                          "      - {email: pal@example.com, name: Pal}\n      - {email: root@example.com}\n")
+    User.objects.create_superuser("root@example.com", "pw")
+    # Adopted without being listed: the plan says they stop being an operator.
+    assert "~ operators: -root@example.com" in run_hub("plan", write(text), "--adopt").out.splitlines()
+    # Listed: adopted and still an operator, nothing to say about operators.
+    path = write(text + "operators: [root@example.com]\n", "listed.yaml")
+    plan = run_hub("plan", path, "--adopt")
+    assert "~ person root@example.com: managed (adopted)" in plan.out and "operators" not in plan.out
+    assert run_hub("apply", path, "--adopt").code == 0
+    root = User.objects.get(email="root@example.com")
+    assert root.managed and root.is_superuser and root.is_staff
+    assert run_hub("plan", path).out == "No changes.\n"
+
+
+def test_a_failing_set_operators_changes_nothing(config_file, write, run_hub, monkeypatch):
+    run_hub("apply", config_file)
+    path = write(with_operators("mum@example.com").replace("sync_interval: 1h", "sync_interval: 2h"))
+    before = snapshot()
+
+    def failing(emails):
+        raise RuntimeError("no operators today")
+
+    monkeypatch.setattr("accounts.services.set_operators", failing)
+    result = run_hub("apply", path)
+    assert result.code == 1
+    assert result.err.strip() == f"{path}:49:12: operators: RuntimeError: no operators today; nothing was changed"
+    assert snapshot() == before
