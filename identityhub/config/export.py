@@ -2,7 +2,8 @@
 
 Exported values are escaped for interpolation (`$` -> `$$`), so the file reads back as the
 database holds it. What a config file cannot express is left out and said so in a comment:
-inactive people, clients without households or redirect URIs, and non-authorization-code clients.
+inactive people, operators in no household (a bootstrap superuser), clients without households or
+redirect URIs, and non-authorization-code clients.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import yaml
 from django.conf import settings
 from oauth2_provider.models import Application
 
-from accounts.models import Household, Membership, Upstream
+from accounts.models import Household, Membership, Upstream, User
 from synology.models import NAS, AccountMapping
 
 from .load import STR_TAG
@@ -93,6 +94,17 @@ def export_config() -> tuple[str, list[str]]:
             listed.append(entry)
         households.append({"id": h.pk, "name": _esc(h.name), "members": listed})
     data["households"] = households
+
+    # Operators: active superusers listed in an exported household (a config may only name those).
+    exported_people = {m.user.email for listed in members.values() for m in listed if m.user.is_active}
+    operators = []
+    for user in User.objects.filter(is_superuser=True, is_active=True).order_by("email"):
+        if user.email in exported_people:
+            operators.append(_esc(user.email))
+        else:
+            skipped.append(f"{user.email}: an operator in no household (e.g. made with createsuperuser)")
+    if operators:
+        data["operators"] = operators
 
     nases = []
     mappings: dict[str, dict[str, str]] = {}

@@ -48,6 +48,9 @@ def populated(config_file, run_hub):
     gone = accounts_services.declare_person("gone@example.com", "Gone", managed=True)
     Household.objects.get(pk="friends").memberships.create(user=gone)
     accounts_services.deactivate_person(gone)
+    accounts_services.set_operators(["mael@example.com"])  # what `operators: [mael@example.com]` applies
+    User.objects.filter(email="bob@example.org").update(is_superuser=True, is_staff=True)  # by hand
+    User.objects.create_superuser("root@example.com", "pw")  # bootstrap: in no household
     return config_file
 
 
@@ -62,6 +65,8 @@ def test_export_round_trip_through_an_empty_database(populated, run_hub, write, 
     assert "#   orphan" not in text and "client orphan: no NAS and no households" in text
     assert "gone@example.com in household friends: the person is deactivated" in text
     assert "The $$mith family" in text
+    assert "\noperators:\n  - bob@example.org\n  - mael@example.com\nnas:\n" in text  # sorted
+    assert "root@example.com: an operator in no household (e.g. made with createsuperuser)" in text
 
     for name in names:
         monkeypatch.setenv(name, secrets.token_urlsafe(32))
@@ -75,6 +80,9 @@ def test_export_round_trip_through_an_empty_database(populated, run_hub, write, 
     assert Household.objects.get(pk="neighbours").name == "The $mith family"
     wiki = Application.objects.get(client_id="wiki").profile
     assert wiki.extra_claims == {"label": {"const": "1e5"}, "ok": {"const": True, "scope": "profile"}}
+    assert sorted(User.objects.filter(is_superuser=True).values_list("email", flat=True)) == [
+        "bob@example.org", "mael@example.com"]
+    assert not User.objects.get(email="mum@example.com").is_superuser
     # Exporting again gives the same file: export is a fixed point of apply.
     assert body(run_hub("export").out) == body(text)
 
@@ -101,7 +109,7 @@ def test_export_against_the_source_database(populated, run_hub, write, monkeypat
 
 def test_export_of_an_empty_database_is_valid(run_hub, write):
     text = run_hub("export").out
-    assert "No secrets to set." in text
+    assert "No secrets to set." in text and "operators" not in text
     assert run_hub("check", write(text)).code == 0
 
 
