@@ -9,8 +9,7 @@ from oauth2_provider.models import Application
 
 from accounts.models import User, normalize_email
 
-from .claims import build_claims
-from .policy import check_access
+from .claims import preview_claims
 
 
 def run_claims(command, options) -> int:
@@ -22,13 +21,12 @@ def run_claims(command, options) -> int:
     if application is None:
         command.stderr.write(f"no client {options['client_id']}")
         return 1
-    decision = check_access(user, application)
-    if not decision.allowed:
-        command.stderr.write(f"refused ({decision.refusal.reason}): {decision.refusal.message}")
+    scope = options.get("scope")
+    preview = preview_claims(user, application, scope.split() if scope else None)
+    if not preview.allowed:
+        command.stderr.write(f"refused ({preview.refusal.reason}): {preview.refusal.message}")
         return 1
-    scopes = (options.get("scope") or " ".join(settings.OAUTH2_PROVIDER["SCOPES"])).split()
-    claims = build_claims(user, decision, scopes, application)
-    command.stdout.write(json.dumps(claims, sort_keys=True, indent=2, ensure_ascii=False))
+    command.stdout.write(json.dumps(preview.userinfo, sort_keys=True, indent=2, ensure_ascii=False))
     return 0
 
 

@@ -110,3 +110,64 @@ def register_client(
     profile.save()
     profile.households.set(list(households))
     return application, generated
+
+
+# --- the console's entry points: the same rules as the config file --------------------------------
+def check_client_id(client_id: str) -> str | None:
+    """None when acceptable: 1 to 100 characters without spaces (as `hub check` requires)."""
+    if not client_id or len(client_id) > 100 or any(c.isspace() for c in client_id):
+        return f"client id {client_id!r} must be 1 to 100 characters without spaces"
+    return None
+
+
+def check_client_households(nas, households: Iterable) -> str | None:
+    """None when acceptable: a client without a NAS must name the households that may use it
+    (with a NAS, none listed means the NAS's household) — the config's rule."""
+    if nas is None and not list(households):
+        return "choose the households who may use this app (required without a NAS)"
+    return None
+
+
+def create_client(client_id: str, **fields) -> tuple[Application, str | None]:
+    """A new client (never an existing one: an id already taken is refused, not taken over).
+
+    `fields` are register_client's; a confidential client gets a generated secret, returned once.
+    """
+    problem = check_client_id(client_id)
+    if problem:
+        raise ClientError(problem)
+    if Application.objects.filter(client_id=client_id).exists():
+        raise ClientError(f"client id {client_id!r} is already taken")
+    problem = check_client_households(fields.get("nas"), fields.get("households", ()))
+    if problem:
+        raise ClientError(problem)
+    return register_client(client_id, **fields)
+
+
+def change_client(application: Application, **fields) -> tuple[Application, str | None]:
+    """Change a console-made client. Its per-client claims and its secret are kept (a client
+    turned confidential gets a generated secret, returned once); config-managed clients are refused."""
+    profile = ClientProfile.objects.filter(application=application).first()
+    if profile is not None and profile.managed:
+        raise ClientError(f"client {application.client_id} is managed by the config file")
+    problem = check_client_households(fields.get("nas"), fields.get("households", ()))
+    if problem:
+        raise ClientError(problem)
+    fields.setdefault("extra_claims", profile.extra_claims if profile else {})
+    return register_client(application.client_id, **fields)
+
+
+@transaction.atomic
+def rotate_client_secret(application: Application) -> str:
+    """A new generated 256-bit secret for a confidential, console-made client; returned once, stored
+    hashed. The old secret stops authenticating on the next request in every process (signals.py)."""
+    application = Application.objects.select_for_update().get(pk=application.pk)
+    if application.client_type != Application.CLIENT_CONFIDENTIAL:
+        raise ClientError(f"client {application.client_id} is public: it has no secret")
+    if ClientProfile.objects.filter(application=application, managed=True).exists():
+        raise ClientError(f"client {application.client_id}: the config file declares its secret")
+    secret = generate_client_secret()
+    application.client_secret = secret
+    application.hash_client_secret = True
+    application.save(update_fields=["client_secret", "hash_client_secret", "updated"])
+    return secret
