@@ -112,9 +112,16 @@ class ApplicationAdmin(HouseholdScopedAdmin):
             return []
         return [{"id": "rotate-secret", "label": "Rotate secret", "url": self._url("rotate_secret", obj)}]
 
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Apps", **(extra_context or {})})
+
+    def add_view(self, request, form_url="", extra_context=None):
+        return super().add_view(request, form_url, {"title": "Add an app", **(extra_context or {})})
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
-        extra_context = extra_context or {}
+        extra_context = {"title": "App" if self.has_change_permission(request, obj) else "App (read-only)",
+                         **(extra_context or {})}
         if obj is not None:
             extra_context["claims_url"] = self._url("claims", obj)
             profile = profile_of(obj)

@@ -67,7 +67,7 @@ class ApplicationForm(forms.ModelForm):
                   "It cannot be changed later.",
     )
     client_type = forms.ChoiceField(
-        label="Kind", widget=forms.RadioSelect, initial=Application.CLIENT_CONFIDENTIAL,
+        label="Kind", widget=forms.RadioSelect(attrs={"class": "radiolist"}), initial=Application.CLIENT_CONFIDENTIAL,
         choices=[
             (Application.CLIENT_CONFIDENTIAL, "Confidential — has a secret (DSM, server-side apps)"),
             (Application.CLIENT_PUBLIC, "Public — no secret, PKCE required (phone and single-page apps)"),
@@ -189,7 +189,7 @@ class ClaimsPreviewForm(forms.Form):
     person = forms.ModelChoiceField(queryset=User.objects.none(), label="Person")
     scopes = forms.MultipleChoiceField(
         label="Scopes the app asks for", widget=forms.CheckboxSelectMultiple, required=False,
-        help_text="`username` is released with `openid` alone.",
+        help_text="The username claim is released with openid alone.",
     )
 
     def __init__(self, *args, scope: ConsoleScope, **kwargs) -> None:
