@@ -1,7 +1,7 @@
 """Cross-process locks with a time-to-live: Redis when REDIS_URL is set, else a database row.
 
-The database flavour is a compare-and-set on ``synology.SyncLock`` (SQLite has no SELECT ... FOR
-UPDATE): take the row when it is missing or expired, release it only while still the holder. Each
+The database flavour is a compare-and-set on the hub-wide ``identityhub.Lock`` (SQLite has no SELECT
+... FOR UPDATE): take the row when it is missing or expired, release it only while still the holder. Each
 step is one short statement; no transaction is held while the lock is held, so callers may do slow
 work (HTTP calls) under the lock.
 
@@ -24,6 +24,8 @@ from typing import Protocol
 from django.conf import settings
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
+
+from .models import Lock as LockRow
 
 
 class LockBusy(Exception):
@@ -71,26 +73,29 @@ class _LockBase:
         self.release()
 
 
+NAME_MAX = LockRow._meta.get_field("name").max_length
+
+
 class DatabaseLock(_LockBase):
-    """A SyncLock row: (key, holder token, expiry)."""
+    """An ``identityhub.Lock`` row: (name, holder token, expiry)."""
 
     def __init__(self, key: str, ttl: float) -> None:
-        self.key = key[:64]
+        if len(key) > NAME_MAX:
+            raise ValueError(f"lock name longer than {NAME_MAX} characters: {key[:40]!r}…")
+        self.key = key
         self.ttl = ttl
         self.token = uuid.uuid4().hex
 
     def _try_acquire(self) -> bool:
-        from synology.models import SyncLock
-
         now = timezone.now()
         expires = now + timedelta(seconds=self.ttl)
         try:
             # Take over an expired row (compare-and-set on the expiry) ...
-            if SyncLock.objects.filter(nas_id=self.key, expires__lt=now).update(holder=self.token, expires=expires):
+            if LockRow.objects.filter(name=self.key, expires__lt=now).update(holder=self.token, expires=expires):
                 return True
             # ... or create the row; the primary key makes exactly one creator win.
             with transaction.atomic():
-                SyncLock.objects.create(nas_id=self.key, holder=self.token, expires=expires)
+                LockRow.objects.create(name=self.key, holder=self.token, expires=expires)
         except IntegrityError:
             return False
         except OperationalError:  # SQLite: another writer holds the database past the busy timeout
@@ -98,15 +103,11 @@ class DatabaseLock(_LockBase):
         return True
 
     def extend(self) -> bool:
-        from synology.models import SyncLock
-
         expires = timezone.now() + timedelta(seconds=self.ttl)
-        return bool(SyncLock.objects.filter(nas_id=self.key, holder=self.token).update(expires=expires))
+        return bool(LockRow.objects.filter(name=self.key, holder=self.token).update(expires=expires))
 
     def release(self) -> None:
-        from synology.models import SyncLock
-
-        SyncLock.objects.filter(nas_id=self.key, holder=self.token).delete()
+        LockRow.objects.filter(name=self.key, holder=self.token).delete()
 
 
 @cache
@@ -149,8 +150,13 @@ def _database_name() -> str:
     return str(connection.settings_dict["NAME"]).rsplit("/", 1)[-1]
 
 
-def sync_lock(nas_id: str, ttl: float = 900.0) -> DatabaseLock | RedisLock:
-    """The one-sync-per-NAS lock."""
+def named_lock(name: str, ttl: float = 900.0) -> DatabaseLock | RedisLock:
+    """A cross-process lock called `name`: Redis when REDIS_URL is set, else an identityhub.Lock row."""
     if settings.REDIS_URL:
-        return RedisLock(f"sync:{nas_id}", ttl, settings.REDIS_URL)
-    return DatabaseLock(nas_id, ttl)
+        return RedisLock(name, ttl, settings.REDIS_URL)
+    return DatabaseLock(name, ttl)
+
+
+def sync_lock(nas_id: str, ttl: float = 900.0) -> DatabaseLock | RedisLock:
+    """The one-sync-per-NAS lock (``sync:<nas id>``, the same name in Redis and in the database)."""
+    return named_lock(f"sync:{nas_id}", ttl)

@@ -1,4 +1,4 @@
-"""Hub-wide records: the audit trail."""
+"""Hub-wide records: the audit trail and cross-process locks."""
 
 from __future__ import annotations
 
@@ -31,3 +31,16 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.time:%Y-%m-%d %H:%M:%S} {self.kind} {self.reason}".strip()
+
+
+class Lock(models.Model):
+    """A named cross-process lock with a time-to-live (identityhub.locks.DatabaseLock, when there is no
+    Redis). One row per held lock, e.g. ``sync:ds923``; taken by compare-and-set, never inside a
+    transaction that spans the guarded work."""
+
+    name = models.CharField(max_length=150, primary_key=True)
+    holder = models.CharField(max_length=64, help_text="the holder's random token")
+    expires = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"lock {self.name} until {self.expires:%H:%M:%S}"

@@ -131,13 +131,3 @@ class SyncRun(models.Model):
     def __str__(self) -> str:
         return f"{self.nas_id} {self.started:%Y-%m-%d %H:%M} {self.outcome}"
 
-
-class SyncLock(models.Model):
-    """Database lock (when no Redis): one row per NAS, taken by compare-and-set with a TTL."""
-
-    nas_id = models.CharField(max_length=64, primary_key=True)
-    holder = models.CharField(max_length=64)
-    expires = models.DateTimeField()
-
-    def __str__(self) -> str:
-        return f"lock {self.nas_id} until {self.expires:%H:%M:%S}"

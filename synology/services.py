@@ -113,28 +113,22 @@ def _in_transaction() -> bool:
     return any(not getattr(block, "_from_testcase", False) for block in connection.atomic_blocks)
 
 
-def run_housekeeping() -> dict[str, int]:
-    """Delete what is past retention: expired OAuth tokens, redeemed codes, old SyncRuns and audit events."""
+def housekeeping() -> dict[str, int]:
+    """Synology's housekeeping job (registered with identityhub.housekeeping in SynologyConfig.ready):
+    SyncRuns older than HUB_SYNCRUN_RETENTION_DAYS, and runs left "running" by a process that died."""
     from django.conf import settings
     from django.utils import timezone
-    from oauth2_provider.models import clear_expired
-
-    from identityhub.models import AuditEvent
-    from identityhub.oidc.validator import clear_redeemed_codes
 
     from .models import SyncRun
     from .sync import LOCK_TTL
 
     now = timezone.now()
-    clear_expired()
-    codes = clear_redeemed_codes(timedelta(seconds=settings.HUB_REDEEMED_CODE_RETENTION_SECONDS))
     runs, _ = SyncRun.objects.filter(started__lt=now - timedelta(days=settings.HUB_SYNCRUN_RETENTION_DAYS)).delete()
-    events, _ = AuditEvent.objects.filter(time__lt=now - timedelta(days=settings.HUB_AUDIT_RETENTION_DAYS)).delete()
     # A run still "running" long after the lock's TTL belongs to a process that died mid-sync.
     interrupted = SyncRun.objects.filter(
         outcome=SyncRun.Outcome.RUNNING, started__lt=now - timedelta(seconds=LOCK_TTL * 2)
     ).update(outcome=SyncRun.Outcome.ERROR, finished=now, message="interrupted (the process running it stopped)")
-    return {"redeemed_codes": codes, "sync_runs": runs, "audit_events": events, "interrupted_runs": interrupted}
+    return {"sync_runs": runs, "interrupted_runs": interrupted}
 
 
 # --- test connection ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Celery tasks (thin: the work lives in synology.sync and synology.services).
 
-Beat (settings.CELERY_BEAT_SCHEDULE) ticks `sync_due` every minute and `housekeeping` daily.
+Beat (settings.CELERY_BEAT_SCHEDULE) ticks `sync_due` every minute. `housekeeping` here is an alias
+of the hub-wide `identityhub.tasks.housekeeping`, kept so existing beat schedules keep working.
 Failures are not retried by Celery: the next run time on the NAS (with backoff) is the retry.
 """
 
@@ -10,7 +11,7 @@ import logging
 
 from celery import shared_task
 
-from . import services, sync
+from . import sync
 
 log = logging.getLogger(__name__)
 
@@ -40,5 +41,8 @@ def sync_nas(nas_id: str, trigger: str = "schedule") -> str:
 
 @shared_task(ignore_result=True)
 def housekeeping() -> dict[str, int]:
-    """Expired tokens, old redeemed codes, SyncRuns and audit events past their retention."""
-    return services.run_housekeeping()
+    """Alias of identityhub.tasks.housekeeping: every app's cleanup past retention (tokens, redeemed
+    codes, SyncRuns, audit events). synology only calls the hub-wide runner; it imports no provider code."""
+    from identityhub import housekeeping as jobs
+
+    return jobs.run()

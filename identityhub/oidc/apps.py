@@ -7,4 +7,9 @@ class OidcConfig(AppConfig):
     verbose_name = "OpenID Connect clients"
 
     def ready(self) -> None:
+        from identityhub import housekeeping
+
         from . import signals  # noqa: F401
+        from .housekeeping import housekeeping as provider_housekeeping
+
+        housekeeping.register("provider", provider_housekeeping)

@@ -13,7 +13,8 @@ from django.db import connection
 from django.utils import timezone
 
 from identityhub.locks import DatabaseLock, sync_lock
-from synology.models import NAS, DSMAccount, SyncLock, SyncRun
+from identityhub.models import Lock
+from synology.models import NAS, DSMAccount, SyncRun
 
 
 def _in_thread(fn, results, index):
@@ -44,7 +45,7 @@ def test_two_concurrent_syncs_of_one_nas_run_once(nas_ds923, fake_dsm):
     assert outcomes == ["busy", "ok"], [r.summary() for r in results]
     assert fake_dsm.logins == 1
     assert SyncRun.objects.count() == 1 and DSMAccount.objects.count() == 20
-    assert not SyncLock.objects.exists()  # released (database flavour) / never used (Redis flavour)
+    assert not Lock.objects.exists()  # released (database flavour) / never used (Redis flavour)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -68,15 +69,38 @@ def test_database_lock_compare_and_set_and_ttl():
     a, b = DatabaseLock("nas-z", ttl=30), DatabaseLock("nas-z", ttl=30)
     assert a.acquire() and not b.acquire()
     b.release()  # not the holder: releases nothing
-    assert SyncLock.objects.get(nas_id="nas-z").holder == a.token
-    SyncLock.objects.filter(nas_id="nas-z").update(expires=timezone.now() - timedelta(seconds=1))  # holder died
+    assert Lock.objects.get(name="nas-z").holder == a.token
+    Lock.objects.filter(name="nas-z").update(expires=timezone.now() - timedelta(seconds=1))  # holder died
     assert b.acquire()
     assert not a.extend()  # a lost it
     a.release()  # and cannot release b's lock
-    assert SyncLock.objects.get(nas_id="nas-z").holder == b.token
+    assert Lock.objects.get(name="nas-z").holder == b.token
     assert b.extend()
     b.release()
-    assert not SyncLock.objects.exists()
+    assert not Lock.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_sync_lock_is_a_named_hub_lock(nas_ds923):
+    """The database flavour names the row `sync:<nas>`, as the Redis key; any other name is independent."""
+    from identityhub.locks import named_lock
+
+    if settings.REDIS_URL:
+        pytest.skip("the database flavour only")
+    lock = sync_lock("ds923", ttl=30)
+    assert lock.acquire()
+    row = Lock.objects.get()
+    assert row.name == "sync:ds923" and row.holder == lock.token
+    assert str(row).startswith("lock sync:ds923 until ")
+    other = named_lock("config-apply", ttl=30)
+    assert other.acquire()
+    other.release()
+    from synology.sync import sync_nas
+
+    assert sync_nas("ds923").outcome == "busy"  # the sync honours the row
+    lock.release()
+    with pytest.raises(ValueError, match="longer than 150"):
+        DatabaseLock("x" * 151, ttl=1)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -115,8 +139,9 @@ def test_beat_schedule_and_eager_tasks(nas_ds923, fake_dsm, eager_celery):
     schedule = settings.CELERY_BEAT_SCHEDULE
     assert schedule["sync-due"]["task"] == "synology.tasks.sync_due" and schedule["sync-due"]["schedule"] == 60.0
     assert schedule["housekeeping"]["task"] == "synology.tasks.housekeeping"
+    eager_celery.loader.import_default_modules()  # what a worker does at start: autodiscovery
     assert set(eager_celery.tasks) >= {"synology.tasks.sync_due", "synology.tasks.sync_nas",
-                                       "synology.tasks.housekeeping"}
+                                       "synology.tasks.housekeeping", "identityhub.tasks.housekeeping"}
     fake_dsm.add_user("u1")
     NAS.objects.filter(pk="ds923").update(next_sync_at=None)
     assert tasks.sync_due.delay().get() == ["ds923"]
@@ -129,6 +154,10 @@ def test_beat_schedule_and_eager_tasks(nas_ds923, fake_dsm, eager_celery):
     assert tasks.sync_nas.delay("ds923", "admin").get() == "disabled"
     assert SyncRun.objects.count() == runs
     assert tasks.housekeeping.delay().get()["sync_runs"] == 0
+    # The hub-wide task and its synology alias (the current beat entry) run the same jobs.
+    hub_wide = eager_celery.tasks["identityhub.tasks.housekeeping"].delay().get()
+    assert hub_wide == tasks.housekeeping.delay().get()
+    assert set(hub_wide) == {"audit_events", "redeemed_codes", "sync_runs", "interrupted_runs"}
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: runs a real Celery worker on Redis")

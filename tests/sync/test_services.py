@@ -11,7 +11,7 @@ from identityhub.locks import sync_lock
 from identityhub.models import AuditEvent
 from synology.models import NAS, DSMAccount, SyncRun
 from synology.selectors import dsm_username_for
-from synology.services import quick_sync, run_housekeeping
+from synology.services import quick_sync
 
 from .conftest import SERVICE_PASSWORD
 
@@ -80,8 +80,11 @@ def test_housekeeping_deletes_only_what_is_past_retention(nas_ds923, settings):
     AuditEvent.objects.filter(pk=e_old.pk).update(time=now - timedelta(days=366))
     e_new = AuditEvent.objects.create(kind="sync")
     stuck = SyncRun.objects.create(nas=nas_ds923, started=now - timedelta(hours=1))
-    result = run_housekeeping()
-    assert result["sync_runs"] == 1 and result["audit_events"] == 1 and result["interrupted_runs"] == 1
+    from identityhub import housekeeping
+
+    assert set(housekeeping.registered()) == {"hub", "provider", "synology"}  # each app registers its own job
+    result = housekeeping.run()
+    assert result == {"audit_events": 1, "redeemed_codes": 0, "sync_runs": 1, "interrupted_runs": 1}
     stuck.refresh_from_db()
     assert stuck.outcome == "error" and "interrupted" in stuck.message
     assert set(SyncRun.objects.values_list("pk", flat=True)) == {new.pk, stuck.pk}
