@@ -76,14 +76,14 @@ def test_the_consent_page_speaks_french(client, mael, household):
                     households=[household])
     signed_in(client, mael)
     content = client.get(authorize_query("photos", scope="openid email"), HTTP_ACCEPT_LANGUAGE="fr").content.decode()
-    assert "Autoriser Family Photos ?" in content and "Voir votre adresse e-mail" in content
+    assert "Autoriser Family Photos\u00a0?" in content and "Voir votre adresse e-mail" in content  # French spacing
 
 
 # --- the catalogues -------------------------------------------------------------------------
 def _po_entries(path: Path) -> dict[str, object]:
     """msgid -> msgstr (or the list of plural msgstr) of a .po file, without the header."""
     entries: dict[str, object] = {}
-    key, field, values = None, None, {}
+    field, values = None, {}
     for line in path.read_text(encoding="utf-8").splitlines() + [""]:
         if not line.strip():
             if values.get("msgid"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.contrib.staticfiles import finders
 from django.template import loader
@@ -38,7 +40,7 @@ def neighbours_app(other_household):
 # --- the shared look ------------------------------------------------------------------------
 def test_the_stylesheet_is_a_static_file_of_the_hub():
     path = finders.find("hub/hub.css")
-    assert path and "max-width: 30rem" in open(path).read()  # the phone layout
+    assert path and "max-width: 30rem" in Path(path).read_text()  # the phone layout
 
 
 def test_every_family_page_uses_the_stylesheet_the_csp_and_no_inline_code(
