@@ -46,9 +46,13 @@ class ConsoleScope:
 
 
 def profile_of(application: Application | None) -> ClientProfile | None:
+    """The app's profile (the admin's queryset loads it with its NAS and households), or None."""
     if application is None or application.pk is None:
         return None
-    return ClientProfile.objects.filter(application=application).select_related("nas").first()
+    try:
+        return application.profile
+    except ClientProfile.DoesNotExist:
+        return None
 
 
 def split_uris(value: str) -> list[str]:

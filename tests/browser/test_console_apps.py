@@ -134,3 +134,21 @@ def test_the_neighbours_admin_does_not_see_the_app(browser, hub, dsm_client, peo
     shot(browser, "console-app-list-neighbour")
     browser.get(f"{hub}/admin/oauth2_provider/application/{dsm_client.pk}/change/")
     assert "DSM on DS923+" not in browser.page_source
+
+
+def test_an_operator_rotates_the_signing_key(browser, hub, db):
+    from accounts.models import User
+    from identityhub.oidc import keys
+    from identityhub.oidc.models import SigningKey
+
+    first = keys.ensure_active_key()
+    browser.set_window_size(1280, 800)
+    sign_browser_in(browser, hub, User.objects.create_superuser("op@example.com", name="Operator"))
+    browser.get(f"{hub}/admin/oidc/signingkey/")
+    submit(browser, By.ID, "tool-rotate-key")
+    assert "is the active key" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+    assert SigningKey.objects.get(active=True).pk != first.pk
+    shot(browser, "console-signing-keys-rotated")
+    browser.get(f"{hub}/admin/oidc/signingkey/{SigningKey.objects.get(active=True).pk}/change/")
+    assert not browser.find_elements(By.CSS_SELECTOR, ".deletelink")
+    shot(browser, "console-signing-key-active")

@@ -472,3 +472,13 @@ def test_consents_are_listed_for_operators(operator_admin, mael, dsm_client):
     page = operator_admin.get("/admin/oidc/consent/").content.decode()
     assert "mael@example.com" in page
     assert reverse("admin:oidc_consent_changelist") == "/admin/oidc/consent/"
+
+
+def test_the_app_list_costs_a_fixed_number_of_queries(mael_admin, nas, household, django_assert_max_num_queries):
+    from identityhub.oidc.services import register_client
+
+    for i in range(6):
+        register_client(f"app-{i}", redirect_uris=[RP_REDIRECT], public=True, households=[household], nas=nas)
+    with django_assert_max_num_queries(9):
+        page = mael_admin.get("/admin/oauth2_provider/application/").content.decode()
+    assert "app-5" in page
