@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from oauth2_provider import apps as dot_apps
 
 
 class ConsoleConfig(AppConfig):
@@ -15,3 +16,10 @@ class HubAdminConfig(admin_apps.AdminConfig):
 
     default = False
     default_site = "console.site.HubAdminSite"
+
+
+class HubDOTConfig(dot_apps.DOTConfig):
+    """django-oauth-toolkit, named as the console names its clients."""
+
+    default = False
+    verbose_name = "Apps"

@@ -144,7 +144,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
-    "oauth2_provider",
+    "console.apps.HubDOTConfig",  # django-oauth-toolkit, labelled "Apps" in the console
     "social_django",
     "identityhub",
     "identityhub.oidc",
@@ -232,7 +232,7 @@ CELERY_TIMEZONE = "UTC"
 # retries, so nothing here depends on the Redis visibility timeout.
 CELERY_BEAT_SCHEDULE = {
     "sync-due": {"task": "synology.tasks.sync_due", "schedule": 60.0, "options": {"expires": 55}},
-    "housekeeping": {"task": "synology.tasks.housekeeping", "schedule": 6 * 3600.0},
+    "housekeeping": {"task": "identityhub.tasks.housekeeping", "schedule": 6 * 3600.0},
 }
 
 # --- auth ---------------------------------------------------------------------------------
@@ -322,7 +322,7 @@ HUB_REDEEMED_CODE_RETENTION_SECONDS = (
     OAUTH2_PROVIDER["REFRESH_TOKEN_EXPIRE_SECONDS"] + OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
 )
 
-# Retention for housekeeping (synology.tasks.housekeeping).
+# Retention for housekeeping (identityhub.tasks.housekeeping).
 HUB_SYNCRUN_RETENTION_DAYS = int(os.environ.get("HUB_SYNCRUN_RETENTION_DAYS", "30"))
 HUB_AUDIT_RETENTION_DAYS = int(os.environ.get("HUB_AUDIT_RETENTION_DAYS", "365"))
 
