@@ -22,7 +22,7 @@ from .admin_scoping import (
     scope_queryset,
 )
 from .models import Household, Membership, Upstream, User
-from .roles import administered_household_ids, is_operator
+from .roles import is_operator
 
 register_scope(Household, lambda ids: Q(pk__in=ids))
 register_scope(User, lambda ids: Q(memberships__household_id__in=ids), distinct=True)
@@ -127,13 +127,6 @@ class PersonAdmin(HouseholdScopedAdmin):
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        households = administered_household_ids(request.user)
-        if len(households) == 1:
-            initial.setdefault("household", next(iter(households)))
-        return initial
 
     def save_model(self, request, obj, form, change) -> None:
         if change:

@@ -103,6 +103,14 @@ class HouseholdScopedAdmin(ConfigManagedReadOnly, admin.ModelAdmin):
         allowed = is_operator(request.user) or self.household_admin_may_delete
         return allowed and self._may(request, obj) and not self.is_config_managed(obj)
 
+    def get_changeform_initial_data(self, request):
+        """A household field starts on the admin's household when they administer just one."""
+        initial = super().get_changeform_initial_data(request)
+        households = administered_household_ids(request.user)
+        if len(households) == 1:
+            initial.setdefault("household", next(iter(households)))
+        return initial
+
     def get_list_filter(self, request):
         """Related-field filters list only choices in scope (Django's would list every household)."""
         return [ScopedRelatedFilter.wrap(self.model, entry) for entry in super().get_list_filter(request)]

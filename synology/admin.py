@@ -22,7 +22,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.admin_scoping import HouseholdScopedAdmin, HouseholdScopedInline, register_scope, scope_queryset
 from accounts.models import User
-from accounts.roles import administered_household_ids, is_operator
+from accounts.roles import is_operator
 
 from . import services
 from .models import NAS, AccountMapping, DSMAccount, SyncRun
@@ -134,13 +134,6 @@ class NASAdmin(HouseholdScopedAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [*self.readonly_fields, "id"] if obj else self.readonly_fields
-
-    def get_changeform_initial_data(self, request):
-        initial = super().get_changeform_initial_data(request)
-        households = administered_household_ids(request.user)
-        if len(households) == 1:
-            initial.setdefault("household", next(iter(households)))
-        return initial
 
     def get_object_tools(self, request, obj) -> list[dict]:
         return [

@@ -5,46 +5,21 @@ Screenshots land in var/screenshots/ (git-ignored)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import requests
-from django.conf import settings
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.conftest import signed_in
+from tests.browser.helpers import shot, sign_browser_in, submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
-SHOTS = Path(settings.BASE_DIR) / "var" / "screenshots"
 
 
-def shot(browser, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    width = browser.get_window_size()["width"]
-    browser.set_window_size(width, 800)
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(width, max(800, min(height + 120, 4000)))
-    browser.save_screenshot(str(SHOTS / f"{name}.png"))
 
 
-def sign_browser_in(browser, hub: str, user) -> None:
-    """Hand the browser the session of a test client signed in as `user` (as an upstream sign-in would)."""
-    from django.test import Client
-
-    client = signed_in(Client(), user)
-    browser.get(f"{hub}/healthz")
-    browser.add_cookie({"name": settings.SESSION_COOKIE_NAME, "value": client.cookies[settings.SESSION_COOKIE_NAME].value,
-                        "path": "/"})
 
 
-def submit(browser, by, value) -> None:
-    """Click a submitting element and wait for the next page (never read the old one)."""
-    page = browser.find_element(By.TAG_NAME, "html")
-    browser.find_element(by, value).click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
 
 
 def clipboard(browser) -> str:

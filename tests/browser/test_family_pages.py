@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.conf import settings
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -93,7 +94,11 @@ def wait_for_path(browser, path: str) -> str:
 
 
 def text(browser) -> str:
-    return browser.find_element(By.TAG_NAME, "body").text
+    """The page's text; "" while the page is being replaced (a wait then simply tries again)."""
+    try:
+        return browser.find_element(By.TAG_NAME, "body").text
+    except StaleElementReferenceException:
+        return ""
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_beat_schedule_and_eager_tasks(nas_ds923, fake_dsm, eager_celery):
 
     schedule = settings.CELERY_BEAT_SCHEDULE
     assert schedule["sync-due"]["task"] == "synology.tasks.sync_due" and schedule["sync-due"]["schedule"] == 60.0
-    assert schedule["housekeeping"]["task"] == "synology.tasks.housekeeping"
+    assert schedule["housekeeping"]["task"] == "identityhub.tasks.housekeeping"  # the hub-wide runner
     eager_celery.loader.import_default_modules()  # what a worker does at start: autodiscovery
     assert set(eager_celery.tasks) >= {"synology.tasks.sync_due", "synology.tasks.sync_nas",
                                        "synology.tasks.housekeeping", "identityhub.tasks.housekeeping"}
