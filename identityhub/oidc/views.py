@@ -7,7 +7,9 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -16,6 +18,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
+from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -43,6 +46,7 @@ from .selectors import admins_to_ask, load_client
 from .validator import _digest, has_consent, revoke_redeemed
 
 REAUTH_PARAMS = ("prompt", "max_age")
+_ERROR_DESCRIPTION_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 # oauthlib's fatal errors (never redirected) that mean "this client_id is not known here".
 UNKNOWN_CLIENT_ERRORS = (oauth2_errors.InvalidClientIdError, oauth2_errors.MissingClientIdError)
 
@@ -85,7 +89,9 @@ class HubAuthorizationView(AuthorizationView):
             logout(request)
             return redirect(login_url_with(self._without_reauth_params(request), **reauth_params(request)))
 
-        decision = check_access(request.user, application, allow_quick_sync=True)
+        # Under prompt=none nobody sees a page: the refusal goes to the client's developers, in English.
+        with translation.override("en") if "none" in prompt else contextlib.nullcontext():
+            decision = check_access(request.user, application, allow_quick_sync=True)
         if not decision.allowed:
             record_event("refusal", reason=decision.refusal.reason, user=request.user,
                          client_id=application.client_id, nas_id=decision.nas_id, at="authorize")
@@ -192,6 +198,7 @@ class HubAuthorizationView(AuthorizationView):
 
     def _error_redirect(self, credentials, application, error: str, description: str = "") -> HttpResponse:
         params = {"error": error}
+        description = _ERROR_DESCRIPTION_UNSAFE.sub("?", str(description))  # RFC 6749 §4.1.2.1 charset
         if description:
             params["error_description"] = description
         if credentials.get("state"):
