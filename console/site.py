@@ -19,6 +19,11 @@ class HubAdminSite(admin.AdminSite):
     index_template = "admin/hub_index.html"
     enable_nav_sidebar = False
 
+    def get_urls(self):
+        # No console object has a public page: Django's "view on site" shortcut (/admin/r/…) would
+        # only confirm that an object exists, and for DOT's Application it was a 500.
+        return [url for url in super().get_urls() if getattr(url, "name", None) != "view_on_site"]
+
     def has_permission(self, request) -> bool:
         """Operators and household admins, decided from the memberships on this request."""
         return may_enter_console(request.user)

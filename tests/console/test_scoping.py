@@ -225,3 +225,20 @@ def test_a_person_shared_by_two_households_shows_only_the_admins_memberships(nei
     assert "mael.valais" not in page  # the DSM account on valais's NAS
     changelist = neighbour_console.get(reverse("admin:accounts_user_changelist")).content.decode()
     assert "valais" not in changelist
+
+
+def test_the_view_on_site_shortcut_is_not_mounted(mael_console, neighbour_console, dsm_client, nas):
+    """It was a 500 for apps, and it would tell the neighbour that an object exists."""
+    from django.contrib.contenttypes.models import ContentType
+    from oauth2_provider.models import Application
+
+    from synology.models import NAS
+
+    for model, pk in ((Application, dsm_client.pk), (NAS, nas.pk)):
+        ct = ContentType.objects.get_for_model(model)
+        for console in (mael_console, neighbour_console):
+            assert console.get(f"/admin/r/{ct.pk}/{pk}/").status_code == 404
+
+
+def test_consents_are_the_operators(mael_console):
+    assert mael_console.get(reverse("admin:oidc_consent_changelist")).status_code == 403
