@@ -15,6 +15,7 @@ from collections.abc import Callable
 from django.contrib import admin
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext_lazy
 
 from .roles import administered_household_ids, is_operator, may_enter_console
 
@@ -49,7 +50,7 @@ def in_scope(obj: Model, user) -> bool:
 class ConfigManagedReadOnly:
     """Objects the config file manages (`managed=True`) are read-only in the console, with a note."""
 
-    managed_note = "The config file manages this object: change it there and run `hub apply`."
+    managed_note = gettext_lazy("The config file manages this object: change it there and run `hub apply`.")
 
     def get_object_tools(self, request, obj) -> list[dict]:
         """Buttons above the change form, each a POST: [{"id", "label", "url"}]."""

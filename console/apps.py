@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.utils.translation import gettext_lazy
 from oauth2_provider import apps as dot_apps
 
 
@@ -8,7 +9,7 @@ class ConsoleConfig(AppConfig):
 
     default = True
     name = "console"
-    verbose_name = "Household console"
+    verbose_name = gettext_lazy("Household console")
 
 
 class HubAdminConfig(admin_apps.AdminConfig):
@@ -22,4 +23,4 @@ class HubDOTConfig(dot_apps.DOTConfig):
     """django-oauth-toolkit, named as the console names its clients."""
 
     default = False
-    verbose_name = "Apps"
+    verbose_name = gettext_lazy("Apps")

@@ -23,6 +23,14 @@ from .audit_scope import audit_events_for
 
 RECENT_REFUSALS = 10
 
+#: The NAS statuses as the health line says them (the model's labels are the English ones).
+STATUS_WORDS = {
+    NAS.Status.OK: gettext_lazy("ok"),
+    NAS.Status.UNREACHABLE: gettext_lazy("unreachable"),
+    NAS.Status.AUTH_FAILED: gettext_lazy("authentication failed"),
+    NAS.Status.ERROR: gettext_lazy("error"),
+}
+
 
 def sync_health(nas: NAS, now: datetime | None = None) -> str:
     """One line a person reads at a glance: "ok 4 min ago", "unreachable since 23:10, next try 23:40"."""
@@ -35,7 +43,7 @@ def sync_health(nas: NAS, now: datetime | None = None) -> str:
         if (now - nas.last_success_at).total_seconds() < 60:
             return _("ok just now")
         return _("ok %(ago)s ago") % {"ago": timesince(nas.last_success_at, now, depth=1)}
-    status = nas.get_last_status_display()
+    status = str(STATUS_WORDS.get(nas.last_status) or nas.get_last_status_display())
     since = nas.failing_since or nas.last_attempt_at
     line = status
     if since:

@@ -19,6 +19,8 @@ from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from oauth2_provider.models import Application
 
 from accounts.admin_scoping import (
@@ -58,8 +60,8 @@ class ApplicationAdmin(HouseholdScopedAdmin):
     search_fields = ("name", "client_id")
     fieldsets = [
         (None, {"fields": ["name", "client_id", "client_type"]}),
-        ("Redirects", {"fields": ["redirect_uris", "post_logout_redirect_uris"]}),
-        ("Who may use it", {"fields": ["nas", "households", "skip_authorization"]}),
+        (gettext_lazy("Redirects"), {"fields": ["redirect_uris", "post_logout_redirect_uris"]}),
+        (gettext_lazy("Who may use it"), {"fields": ["nas", "households", "skip_authorization"]}),
     ]
 
     # --- the profile is part of the app ---------------------------------------------------------
@@ -110,17 +112,17 @@ class ApplicationAdmin(HouseholdScopedAdmin):
     def get_object_tools(self, request, obj) -> list[dict]:
         if obj.client_type != Application.CLIENT_CONFIDENTIAL or not self.has_change_permission(request, obj):
             return []
-        return [{"id": "rotate-secret", "label": "Rotate secret", "url": self._url("rotate_secret", obj)}]
+        return [{"id": "rotate-secret", "label": _("Rotate secret"), "url": self._url("rotate_secret", obj)}]
 
     def changelist_view(self, request, extra_context=None):
-        return super().changelist_view(request, {"title": "Apps", **(extra_context or {})})
+        return super().changelist_view(request, {"title": _("Apps"), **(extra_context or {})})
 
     def add_view(self, request, form_url="", extra_context=None):
-        return super().add_view(request, form_url, {"title": "Add an app", **(extra_context or {})})
+        return super().add_view(request, form_url, {"title": _("Add an app"), **(extra_context or {})})
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         obj = self.get_object(request, unquote(object_id))
-        extra_context = {"title": "App" if self.has_change_permission(request, obj) else "App (read-only)",
+        extra_context = {"title": _("App") if self.has_change_permission(request, obj) else _("App (read-only)"),
                          **(extra_context or {})}
         if obj is not None:
             extra_context["claims_url"] = self._url("claims", obj)
@@ -168,11 +170,11 @@ class ApplicationAdmin(HouseholdScopedAdmin):
         if not self.has_change_permission(request, obj):
             raise PermissionDenied
         if obj.client_type != Application.CLIENT_CONFIDENTIAL:
-            messages.error(request, "A public app has no secret.")
+            messages.error(request, _("A public app has no secret."))
             return HttpResponseRedirect(self._change_url(obj))
         if request.POST.get("confirm") != "yes":
             return TemplateResponse(request, "admin/oidc/application/rotate_secret_confirm.html",
-                                    self._context(request, obj, f"Rotate the secret of {obj.name}?",
+                                    self._context(request, obj, _("Rotate the secret of %(app)s?") % {"app": obj.name},
                                                   rotate_url=self._url("rotate_secret", obj)))
         try:
             secret = rotate_client_secret(obj)
@@ -185,7 +187,7 @@ class ApplicationAdmin(HouseholdScopedAdmin):
     def _secret_page(self, request, obj, secret: str, *, created: bool):
         profile = profile_of(obj)
         context = self._context(
-            request, obj, f"The secret of {obj.name}", secret=secret, created=created,
+            request, obj, _("The secret of %(app)s") % {"app": obj.name}, secret=secret, created=created,
             connect_dsm=dsm_sso_settings(obj) if profile is not None and profile.nas_id else None,
         )
         response = TemplateResponse(request, "admin/oidc/application/secret_once.html", context)
@@ -200,8 +202,8 @@ class ApplicationAdmin(HouseholdScopedAdmin):
         preview = None
         if form.is_bound and form.is_valid():
             preview = preview_claims(form.cleaned_data["person"], obj, form.cleaned_data["scopes"])
-        context = self._context(request, obj, f"Claims preview: {obj.name}", form=form, preview=preview,
-                                person=form.cleaned_data["person"] if preview else None,
+        context = self._context(request, obj, _("Claims preview: %(app)s") % {"app": obj.name}, form=form,
+                                preview=preview, person=form.cleaned_data["person"] if preview else None,
                                 per_sign_in=PER_SIGN_IN_CLAIMS)
         if preview is not None and preview.allowed:
             context["id_token_json"] = _json(preview.id_token)
@@ -209,30 +211,30 @@ class ApplicationAdmin(HouseholdScopedAdmin):
         return TemplateResponse(request, "admin/oidc/application/claims_preview.html", context)
 
     # --- columns and read-only values -------------------------------------------------------------
-    @admin.display(description="kind", ordering="client_type")
+    @admin.display(description=gettext_lazy("kind"), ordering="client_type")
     def kind(self, obj) -> str:
-        return "confidential" if obj.client_type == Application.CLIENT_CONFIDENTIAL else "public (PKCE)"
+        return _("confidential") if obj.client_type == Application.CLIENT_CONFIDENTIAL else _("public (PKCE)")
 
-    @admin.display(description="bound NAS")
+    @admin.display(description=gettext_lazy("bound NAS"))
     def nas(self, obj) -> str:
         profile = profile_of(obj)
         return str(profile.nas) if profile and profile.nas else "—"
 
-    @admin.display(description="households who may use it")
+    @admin.display(description=gettext_lazy("households who may use it"))
     def households(self, obj) -> str:
         return self.used_by(obj)
 
-    @admin.display(description="who may use it")
+    @admin.display(description=gettext_lazy("who may use it"))
     def used_by(self, obj) -> str:
         profile = profile_of(obj)
         if profile is None:
-            return "nobody (no profile)"
+            return _("nobody (no profile)")
         listed = [h.name or h.pk for h in profile.households.all()]
         if listed:
             return ", ".join(sorted(listed))
-        return f"the household of {profile.nas}" if profile.nas else "nobody"
+        return _("the household of %(nas)s") % {"nas": profile.nas} if profile.nas else _("nobody")
 
-    @admin.display(description="config", boolean=True)
+    @admin.display(description=gettext_lazy("config"), boolean=True)
     def managed(self, obj) -> bool:
         return self.is_config_managed(obj)
 
@@ -264,11 +266,11 @@ class SigningKeyAdmin(ConfigManagedReadOnly, OperatorOnlyAdmin):
     fields = ("kid", "state", "created", "retired_at")
     readonly_fields = fields
 
-    @admin.display(description="state")
+    @admin.display(description=gettext_lazy("state"))
     def state(self, key: SigningKey) -> str:
         if key.active:
-            return "active (signs ID tokens)"
-        return "retiring (still published)" if _published(key) else "retired (no longer published)"
+            return _("active (signs ID tokens)")
+        return _("retiring (still published)") if _published(key) else _("retired (no longer published)")
 
     def has_add_permission(self, request, *args) -> bool:
         return False
@@ -285,7 +287,7 @@ class SigningKeyAdmin(ConfigManagedReadOnly, OperatorOnlyAdmin):
     def get_object_tools(self, request, obj) -> list[dict]:
         if not obj.active or not is_operator(request.user):
             return []
-        return [{"id": "rotate-key", "label": "Rotate", "url": reverse("admin:oidc_signingkey_rotate")}]
+        return [{"id": "rotate-key", "label": _("Rotate"), "url": reverse("admin:oidc_signingkey_rotate")}]
 
     def changelist_view(self, request, extra_context=None):
         extra_context = {"rotate_url": reverse("admin:oidc_signingkey_rotate"), **(extra_context or {})}
@@ -302,8 +304,8 @@ class SigningKeyAdmin(ConfigManagedReadOnly, OperatorOnlyAdmin):
             raise PermissionDenied
         key = keys.rotate()
         self.log_addition(request, key, "Rotated: this key signs from now on.")
-        messages.success(request, f"{key.kid} is the active key; the previous one stays published for "
-                                  f"{settings.HUB_KEY_RETIREMENT_SECONDS // 3600} h.")
+        messages.success(request, _("%(kid)s is the active key; the previous one stays published for %(hours)s h.")
+                         % {"kid": key.kid, "hours": settings.HUB_KEY_RETIREMENT_SECONDS // 3600})
         return HttpResponseRedirect(reverse("admin:oidc_signingkey_changelist"))
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django import forms
 from django.db.models import QuerySet
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy, ngettext
 from oauth2_provider.models import Application
 
 from accounts.models import Household, User
@@ -66,46 +68,48 @@ class ApplicationForm(forms.ModelForm):
     console_scope: ConsoleScope = ConsoleScope(frozenset())  # set per request by the admin's get_form
 
     client_id = forms.CharField(
-        label="Client ID", max_length=100,
-        help_text="What the app is configured with (DSM: “Application ID”), e.g. ds923-dsm. "
-                  "It cannot be changed later.",
+        label=gettext_lazy("Client ID"), max_length=100,
+        help_text=gettext_lazy("What the app is configured with (DSM: “Application ID”), e.g. ds923-dsm. "
+                               "It cannot be changed later."),
     )
     client_type = forms.ChoiceField(
-        label="Kind", widget=forms.RadioSelect(attrs={"class": "radiolist"}), initial=Application.CLIENT_CONFIDENTIAL,
+        label=gettext_lazy("Kind"), widget=forms.RadioSelect(attrs={"class": "radiolist"}),
+        initial=Application.CLIENT_CONFIDENTIAL,
         choices=[
-            (Application.CLIENT_CONFIDENTIAL, "Confidential — has a secret (DSM, server-side apps)"),
-            (Application.CLIENT_PUBLIC, "Public — no secret, PKCE required (phone and single-page apps)"),
+            (Application.CLIENT_CONFIDENTIAL, gettext_lazy("Confidential — has a secret (DSM, server-side apps)")),
+            (Application.CLIENT_PUBLIC, gettext_lazy("Public — no secret, PKCE required (phone and single-page apps)")),
         ],
-        help_text="A confidential app gets a generated secret, shown once.",
+        help_text=gettext_lazy("A confidential app gets a generated secret, shown once."),
     )
     redirect_uris = forms.CharField(
-        label="Redirect URIs", widget=forms.Textarea(attrs={"rows": 3}),
-        help_text="One per line, matched exactly: https, or http on loopback only. For DSM, its address "
-                  "as people open it, e.g. https://nas.example.com:5001 (add the same with a trailing "
-                  "slash as a second line).",
+        label=gettext_lazy("Redirect URIs"), widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=gettext_lazy("One per line, matched exactly: https, or http on loopback only. For DSM, its "
+                               "address as people open it, e.g. https://nas.example.com:5001 (add the same with "
+                               "a trailing slash as a second line)."),
     )
     post_logout_redirect_uris = forms.CharField(
-        label="Post-logout redirect URIs", required=False, widget=forms.Textarea(attrs={"rows": 2}),
-        help_text="One per line; where the app may send people after signing out (optional).",
+        label=gettext_lazy("Post-logout redirect URIs"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=gettext_lazy("One per line; where the app may send people after signing out (optional)."),
     )
     nas = forms.ModelChoiceField(
-        label="Bound NAS", queryset=NAS.objects.none(), required=False,
-        help_text="For a DSM app: the username claim is the person's account on this NAS.",
+        label=gettext_lazy("Bound NAS"), queryset=NAS.objects.none(), required=False,
+        help_text=gettext_lazy("For a DSM app: the username claim is the person's account on this NAS."),
     )
     households = forms.ModelMultipleChoiceField(
-        label="Households who may use it", queryset=Household.objects.none(), required=False,
+        label=gettext_lazy("Households who may use it"), queryset=Household.objects.none(), required=False,
         widget=forms.CheckboxSelectMultiple,
-        help_text="Leave empty to use the bound NAS's household; required without a NAS.",
+        help_text=gettext_lazy("Leave empty to use the bound NAS's household; required without a NAS."),
     )
 
     class Meta:
         model = Application
         fields = ["name", "client_id", "client_type", "redirect_uris", "post_logout_redirect_uris",
                   "skip_authorization"]
-        labels = {"skip_authorization": "Skip consent"}
+        labels = {"name": gettext_lazy("Name"), "skip_authorization": gettext_lazy("Skip consent")}
         help_texts = {
-            "name": "Shown to people on the consent page (and as DSM's sign-in button).",
-            "skip_authorization": "For apps the household trusts (DSM): people are not asked to allow them.",
+            "name": gettext_lazy("Shown to people on the consent page (and as DSM's sign-in button)."),
+            "skip_authorization": gettext_lazy("For apps the household trusts (DSM): people are not asked to "
+                                               "allow them."),
         }
 
     def __init__(self, *args, **kwargs) -> None:
@@ -130,12 +134,13 @@ class ApplicationForm(forms.ModelForm):
                 # Another household's NAS: shown, kept, not changeable here.
                 self.fields["nas"].queryset = NAS.objects.defer("service_password").filter(pk=nas.pk)
                 self.fields["nas"].disabled = True
-                self.fields["nas"].help_text = "Another household's NAS: only its admins can change this."
+                self.fields["nas"].help_text = _("Another household's NAS: only its admins can change this.")
         if self.hidden_households:
             count = len(self.hidden_households)
-            self.fields["households"].help_text += (
-                f" Also used by {count} household{'s' if count > 1 else ''} you do not administer; "
-                "kept as they are.")
+            self.fields["households"].help_text = str(self.fields["households"].help_text) + " " + ngettext(
+                "Also used by %(count)s household you do not administer; kept as they are.",
+                "Also used by %(count)s households you do not administer; kept as they are.", count,
+            ) % {"count": count}
 
     def clean_client_id(self) -> str:
         client_id = self.cleaned_data["client_id"].strip()
@@ -154,7 +159,7 @@ class ApplicationForm(forms.ModelForm):
     def clean_redirect_uris(self) -> str:
         value = self._clean_uris("redirect_uris")
         if not value:
-            raise forms.ValidationError("at least one redirect URI is required")
+            raise forms.ValidationError(_("at least one redirect URI is required"))
         return value
 
     def clean_post_logout_redirect_uris(self) -> str:
@@ -190,10 +195,10 @@ class ApplicationForm(forms.ModelForm):
 
 
 class ClaimsPreviewForm(forms.Form):
-    person = forms.ModelChoiceField(queryset=User.objects.none(), label="Person")
+    person = forms.ModelChoiceField(queryset=User.objects.none(), label=gettext_lazy("Person"))
     scopes = forms.MultipleChoiceField(
-        label="Scopes the app asks for", widget=forms.CheckboxSelectMultiple, required=False,
-        help_text="The username claim is released with openid alone.",
+        label=gettext_lazy("Scopes the app asks for"), widget=forms.CheckboxSelectMultiple, required=False,
+        help_text=gettext_lazy("The username claim is released with openid alone."),
     )
 
     def __init__(self, *args, scope: ConsoleScope, **kwargs) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext as _
 from oauth2_provider.models import Application
 
 from .claims import issuer
@@ -19,7 +20,7 @@ DSM_USERNAME_CLAIM = "username"  # released with `openid` alone, in the ID token
 @dataclass(frozen=True)
 class SettingValue:
     id: str  # stable, for the page's element ids and tests
-    label: str  # the field's name in DSM's form
+    label: str  # the field's name in DSM's form (in the console's language)
     value: str  # what to type ("" when `note` says where to find it)
     note: str = ""
 
@@ -38,16 +39,16 @@ def dsm_sso_settings(application: Application) -> list[SettingValue]:
     at creation or on rotation."""
     uris = application.redirect_uris.split()
     return [
-        SettingValue("profile", "Profile", "OIDC"),
-        SettingValue("account-type", "Account type", "Domain/LDAP/local",
-                     "DSM 7.2 or later; needed for local accounts"),
-        SettingValue("name", "Name", application.name or application.client_id, "the sign-in button's label"),
-        SettingValue("well-known-url", "Well-known URL", well_known_url()),
-        SettingValue("application-id", "Application ID", application.client_id),
-        SettingValue("application-secret", "Application secret", "",
-                     "shown once at creation — rotate to get a new one"),
-        SettingValue("redirect-url", "Redirect URL", uris[0] if uris else "",
-                     "" if uris else "register a redirect URI first"),
-        SettingValue("scope", "Authorization scope", DSM_SCOPE),
-        SettingValue("username-claim", "Username claim", DSM_USERNAME_CLAIM),
+        SettingValue("profile", _("Profile"), "OIDC"),
+        SettingValue("account-type", _("Account type"), "Domain/LDAP/local",
+                     _("DSM 7.2 or later; needed for local accounts")),
+        SettingValue("name", _("Name"), application.name or application.client_id, _("the sign-in button's label")),
+        SettingValue("well-known-url", _("Well-known URL"), well_known_url()),
+        SettingValue("application-id", _("Application ID"), application.client_id),
+        SettingValue("application-secret", _("Application secret"), "",
+                     _("shown once at creation — rotate to get a new one")),
+        SettingValue("redirect-url", _("Redirect URL"), uris[0] if uris else "",
+                     "" if uris else _("register a redirect URI first")),
+        SettingValue("scope", _("Authorization scope"), DSM_SCOPE),
+        SettingValue("username-claim", _("Username claim"), DSM_USERNAME_CLAIM),
     ]
