@@ -6,10 +6,14 @@ The sync itself lives in synology.sync; the Celery tasks in synology.tasks.
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
 from django.db import transaction
+from django.utils import translation
+from django.utils.translation import gettext, ngettext
 
 from identityhub.audit import record_event
 from identityhub.crypto import DecryptionError
@@ -22,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TEST_TIMEOUT: tuple[float, float] = (5.0, 10.0)  # someone is waiting on a button
 TEST_SESSION = "IdentityHubTest"  # its own DSM session name: never ends a running sync's session
+_ASCII_SPACES = re.compile(r"[ \t\r\n\f\v]+")
 
 
 def declare_nas(
@@ -162,23 +167,30 @@ def test_connection(nas: NAS, *, timeout: Timeout = TEST_TIMEOUT) -> ConnectionR
 
     Never raises for a NAS-side fault (or a password the current keys cannot decrypt): the report
     says what went wrong, with DSM's error code and its meaning. No network call without a service
-    account. Records an audit event (kind sync, reason test_connection).
+    account. Records an audit event (kind sync, reason test_connection). The report's message is in
+    the active language (the console's); the audit trail keeps it in English.
     """
     password = ""
     try:
         password = nas.service_password or ""
         if not nas.service_username or not password:
-            report = ConnectionReport(False, "", f"{nas.pk}: {NO_SERVICE_ACCOUNT}", "no_account")
+            found = _Found(False, "", "no_account", _fixed(f"{nas.pk}: {NO_SERVICE_ACCOUNT}"))
         else:
-            report = _test_signed_in(nas, password, timeout)
+            found = _test_signed_in(nas, password, timeout)
     except DecryptionError as error:
-        report = ConnectionReport(False, "", f"{nas.pk}: {error}", "error")
-    message = " ".join(report.message.split())
-    if password and password in message:  # defence in depth: never show or store the secret
-        message = message.replace(password, "***")
-    report = ConnectionReport(report.ok, report.dsm_version, message, report.outcome)
+        found = _Found(False, "", "error", _fixed(f"{nas.pk}: {error}"))
+
+    def line() -> str:
+        message = _ASCII_SPACES.sub(" ", found.describe()).strip()  # keeps French no-break spaces
+        if password and password in message:  # defence in depth: never show or store the secret
+            message = message.replace(password, "***")
+        return message
+
+    with translation.override("en"):
+        recorded = line()
+    report = ConnectionReport(found.ok, found.dsm_version, line(), found.outcome)
     record_event("sync", reason="test_connection", nas_id=nas.pk, ok=report.ok, outcome=report.outcome,
-                 dsm_version=report.dsm_version, message=report.message)
+                 dsm_version=report.dsm_version, message=recorded)
     return report
 
 
@@ -186,7 +198,22 @@ def test_connection(nas: NAS, *, timeout: Timeout = TEST_TIMEOUT) -> ConnectionR
 test_connection.__test__ = False  # type: ignore[attr-defined]
 
 
-def _test_signed_in(nas: NAS, password: str, timeout: Timeout) -> ConnectionReport:
+@dataclass(frozen=True, slots=True)
+class _Found:
+    """What a connection test found; `describe()` says it in the active language."""
+
+    ok: bool
+    dsm_version: str
+    outcome: str
+    describe: Callable[[], str]
+
+
+def _fixed(text: str) -> Callable[[], str]:
+    """A line that is the same in every language (DSM's and the sync's own English)."""
+    return lambda: text
+
+
+def _test_signed_in(nas: NAS, password: str, timeout: Timeout) -> _Found:
     version = ""
     try:
         with DSMClient(nas.base_url, nas.service_username, password, verify=nas.tls_verify, timeout=timeout,
@@ -195,18 +222,21 @@ def _test_signed_in(nas: NAS, password: str, timeout: Timeout) -> ConnectionRepo
             total = dsm.count_users()
     except DSMError as error:
         where = f" ({version})" if version else ""
-        return ConnectionReport(False, version, f"{nas.pk}{where}: {error.outcome}: {error}", error.outcome)
-    shown = version or "DSM version not reported"
-    accounts = f"{total} local account" + ("" if total == 1 else "s")
-    return ConnectionReport(
-        True, version, f"{nas.pk}: ok: {shown}; signed in as {nas.service_username}, who may list users ({accounts})",
-        "ok",
-    )
+        return _Found(False, version, error.outcome, _fixed(f"{nas.pk}{where}: {error.outcome}: {error}"))
+
+    def describe() -> str:
+        accounts = ngettext("%(count)s local account", "%(count)s local accounts", total) % {"count": total}
+        return gettext("%(nas)s: ok: %(version)s; signed in as %(user)s, who may list users (%(accounts)s)") % {
+            "nas": nas.pk, "version": version or gettext("DSM version not reported"),
+            "user": nas.service_username, "accounts": accounts,
+        }
+
+    return _Found(True, version, "ok", describe)
 
 
 # --- sync now -------------------------------------------------------------------------------------
 class SyncRefused(ValueError):
-    """`request_sync` queued nothing; the message says why (fit to show as is)."""
+    """`request_sync` queued nothing; the message says why (fit to show as is, in the active language)."""
 
 
 def request_sync(nas: NAS | str, *, trigger: str = "admin") -> str:
@@ -218,10 +248,10 @@ def request_sync(nas: NAS | str, *, trigger: str = "admin") -> str:
     if isinstance(nas, str):
         found = NAS.objects.filter(pk=nas).first()
         if found is None:
-            raise SyncRefused(f"unknown NAS {nas!r}")
+            raise SyncRefused(gettext("unknown NAS %(nas)s") % {"nas": repr(nas)})
         nas = found
     if not nas.enabled:
-        raise SyncRefused(f"{nas.pk} is disabled: enable it to sync it")
+        raise SyncRefused(gettext("%(nas)s is disabled: enable it to sync it") % {"nas": nas.pk})
     if not has_service_account(nas):
         raise SyncRefused(f"{nas.pk}: {NO_SERVICE_ACCOUNT}")
     from kombu.exceptions import OperationalError
@@ -232,8 +262,9 @@ def request_sync(nas: NAS | str, *, trigger: str = "admin") -> str:
         sync_task.apply_async((nas.pk, trigger), retry=False)
     except OperationalError as error:
         log.warning("sync of %s not queued: %s", nas.pk, error)
-        raise SyncRefused(f"the sync of {nas.pk} could not be queued: the task queue is unreachable") from None
-    return f"Sync of {nas.pk} queued"
+        raise SyncRefused(gettext("the sync of %(nas)s could not be queued: the task queue is unreachable")
+                          % {"nas": nas.pk}) from None
+    return gettext("Sync of %(nas)s queued") % {"nas": nas.pk}
 
 
 # --- admin links ----------------------------------------------------------------------------------

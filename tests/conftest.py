@@ -38,6 +38,17 @@ def pytest_configure(config):
         redis.Redis.from_url(settings.REDIS_URL).ping()  # raises loudly if Redis is down
 
 
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts and ends in the default language (English): LocaleMiddleware activates a
+    request's language on the thread and leaves it active, and services translate their messages."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
+
+
 # --- domain fixtures ------------------------------------------------------------------------
 @pytest.fixture
 def household(db):
