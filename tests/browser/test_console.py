@@ -151,3 +151,33 @@ def test_the_console_on_a_phone(browser, hub, people, nas):
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= 400, f"the dashboard scrolls sideways on a phone ({width}px)"
     browser.save_screenshot(str(SHOTS / "console-dashboard-phone.png"))
+
+
+def test_the_dashboard_and_connect_dsm_in_french(browser, hub, people, nas, dsm_client, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from identityhub.audit import record_event
+    from synology.models import NAS
+
+    now = timezone.now()
+    NAS.objects.filter(pk=nas.pk).update(last_status=NAS.Status.UNREACHABLE, failing_since=now - timedelta(minutes=20),
+                                         last_attempt_at=now, next_sync_at=now + timedelta(minutes=30))
+    record_event("refusal", reason="no_nas_account", user=people["no_nas"], client_id=dsm_client.client_id,
+                 nas_id=nas.pk)
+    browser.set_window_size(1280, 900)
+    sign_browser_in(browser, hub, people["mael"])
+    browser.add_cookie({"name": settings.LANGUAGE_COOKIE_NAME, "value": "fr", "path": "/"})
+    browser.get(f"{hub}/admin/")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "fr"
+    assert "injoignable depuis" in text_of(browser, "#nas-ds923")
+    refusals = text_of(browser, "#recent-refusals")
+    assert "Refus récents" in refusals and "Associer un compte DSM" in refusals
+    assert "Gérer" in text_of(browser, "#console-sections")
+    shot(browser, "console-dashboard-fr")
+
+    browser.get(f"{hub}/admin/oauth2_provider/application/{dsm_client.pk}/change/")
+    connect = text_of(browser, "#connect-dsm")
+    assert "Connecter DSM" in connect and "ID d’application" in connect and "Copier" in connect
+    shot(browser, "console-app-connect-dsm-fr")
