@@ -161,8 +161,10 @@ class HouseholdScopedInline:
         return _scoped_choices(super().formfield_for_foreignkey(db_field, request, **kwargs), request)
 
 
-class OperatorOnlyAdmin(admin.ModelAdmin):
+class OperatorOnlyAdmin(ConfigManagedReadOnly, admin.ModelAdmin):
     """Hub-wide objects (upstreams, signing keys, …): operators only; a household admin never sees them."""
+
+    change_form_template = "admin/hub_change_form.html"
 
     def has_module_permission(self, request) -> bool:
         return is_operator(request.user)
@@ -171,13 +173,13 @@ class OperatorOnlyAdmin(admin.ModelAdmin):
         return is_operator(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return is_operator(request.user)
+        return is_operator(request.user) and not self.is_config_managed(obj)
 
     def has_add_permission(self, request, *args) -> bool:
         return is_operator(request.user)
 
     def has_delete_permission(self, request, obj=None) -> bool:
-        return is_operator(request.user)
+        return is_operator(request.user) and not self.is_config_managed(obj)
 
 
 class ScopedRelatedFilter(admin.RelatedFieldListFilter):

@@ -24,7 +24,6 @@ from django.utils.translation import gettext_lazy
 from oauth2_provider.models import Application
 
 from accounts.admin_scoping import (
-    ConfigManagedReadOnly,
     HouseholdScopedAdmin,
     OperatorOnlyAdmin,
     register_scope,
@@ -256,11 +255,10 @@ def _other_households(application: Application, scope: ConsoleScope) -> bool:
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(ConfigManagedReadOnly, OperatorOnlyAdmin):
+class SigningKeyAdmin(OperatorOnlyAdmin):
     """Read-only; **Rotate** makes a new active key. Keys still published (the active one, and
     retired ones within the grace period) cannot be deleted — not even by a bulk action."""
 
-    change_form_template = "admin/hub_change_form.html"
     change_list_template = "admin/oidc/signingkey/change_list.html"
     list_display = ("kid", "state", "created", "retired_at")
     fields = ("kid", "state", "created", "retired_at")

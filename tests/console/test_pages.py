@@ -203,3 +203,18 @@ def test_the_upstream_page_shows_the_redirect_uri_to_register(operator, client, 
     console = signed_in(client, operator)
     page = console.get(reverse("admin:accounts_upstream_change", args=["google"])).content.decode()
     assert f"{settings.HUB_ISSUER}/complete/google/" in page
+
+
+def test_a_config_managed_upstream_is_read_only_for_operators_too(operator, client, google_like, upstream_provider):
+    from accounts.models import Upstream
+    from tests.conftest import signed_in
+
+    Upstream.objects.filter(pk="google").update(managed=True)
+    console = signed_in(client, operator)
+    url = reverse("admin:accounts_upstream_change", args=["google"])
+    page = console.get(url).content.decode()
+    assert 'id="config-managed-note"' in page and 'name="client_id"' not in page
+    console.post(url, {"id": "google", "type": "oidc", "name": "Google", "issuer": upstream_provider.issuer,
+                       "client_id": "changed", "client_secret": "", "allowed_domains": "[]", "enabled": "on",
+                       "position": "0"})
+    assert Upstream.objects.get(pk="google").client_id == upstream_provider.client_id
