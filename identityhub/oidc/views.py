@@ -7,9 +7,7 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import re
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -18,7 +16,6 @@ from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect
-from django.utils import translation
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.views import View
@@ -46,7 +43,6 @@ from .selectors import admins_to_ask, load_client
 from .validator import _digest, has_consent, revoke_redeemed
 
 REAUTH_PARAMS = ("prompt", "max_age")
-_ERROR_DESCRIPTION_UNSAFE = re.compile(r'[^\x20-\x21\x23-\x5b\x5d-\x7e]')
 # oauthlib's fatal errors (never redirected) that mean "this client_id is not known here".
 UNKNOWN_CLIENT_ERRORS = (oauth2_errors.InvalidClientIdError, oauth2_errors.MissingClientIdError)
 
@@ -89,14 +85,14 @@ class HubAuthorizationView(AuthorizationView):
             logout(request)
             return redirect(login_url_with(self._without_reauth_params(request), **reauth_params(request)))
 
-        # Under prompt=none nobody sees a page: the refusal goes to the client's developers, in English.
-        with translation.override("en") if "none" in prompt else contextlib.nullcontext():
-            decision = check_access(request.user, application, allow_quick_sync=True)
+        decision = check_access(request.user, application, allow_quick_sync=True)
         if not decision.allowed:
             record_event("refusal", reason=decision.refusal.reason, user=request.user,
                          client_id=application.client_id, nas_id=decision.nas_id, at="authorize")
             if "none" in prompt:
-                return self._error_redirect(credentials, application, "access_denied", decision.refusal.message)
+                # `access_denied` only: the reason names the person (their email, their NAS) and any
+                # registered app could ask; it stays on the hub's page and in the audit trail.
+                return self._error_redirect(credentials, application, "access_denied")
             # Offer to sign in as someone else and come back to this same request.
             another = login_url_with(self._without_reauth_params(request), prompt="login")
             return render_refusal(request, message=decision.refusal.message, advice=decision.refusal.advice,
@@ -196,11 +192,8 @@ class HubAuthorizationView(AuthorizationView):
         query = [(k, v) for k, v in parse_qsl(urlsplit(request.get_full_path()).query) if k not in REAUTH_PARAMS]
         return f"{request.path}?{urlencode(query)}"
 
-    def _error_redirect(self, credentials, application, error: str, description: str = "") -> HttpResponse:
+    def _error_redirect(self, credentials, application, error: str) -> HttpResponse:
         params = {"error": error}
-        description = _ERROR_DESCRIPTION_UNSAFE.sub("?", str(description))  # RFC 6749 §4.1.2.1 charset
-        if description:
-            params["error_description"] = description
         if credentials.get("state"):
             params["state"] = credentials["state"]
         redirect_uri = credentials["redirect_uri"]

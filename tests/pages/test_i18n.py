@@ -126,16 +126,3 @@ def _placeholders(text: str) -> list[str]:
     import re
 
     return re.findall(r"%\((\w+)\)s", text)
-
-
-def test_a_prompt_none_refusal_is_described_to_the_client_in_ascii_english(client, people, nas, dsm_client):
-    """The person sees no page under prompt=none: the description is for the client's developers, and
-    RFC 6749 allows only printable ASCII (no quotes, no backslash) in error_description."""
-    from tests.conftest import redirect_params
-
-    signed_in(client, people["no_nas"])
-    response = client.get(authorize_query("ds923-dsm", prompt="none"), HTTP_ACCEPT_LANGUAGE="fr")
-    params = redirect_params(response)
-    assert params["error"] == "access_denied"
-    assert params["error_description"] == "no.nas@example.com has no account on DS923+."
-    assert all(0x20 <= ord(c) <= 0x7E and c not in '"\\' for c in params["error_description"])
