@@ -279,6 +279,10 @@ class DiscoveryView(dot.ConnectDiscoveryInfoView):
         document["grant_types_supported"] = ["authorization_code", "refresh_token"]
         document["response_types_supported"] = ["code"]
         document["claims_parameter_supported"] = False
+        # RFC 7009 / RFC 8414: /revoke/ authenticates clients exactly as /token/ does (DOT's
+        # authenticate_client: Basic or form body). Client libraries refuse to revoke without it.
+        document["revocation_endpoint"] = self._get_endpoint_url(request, "revoke-token", required=True)
+        document["revocation_endpoint_auth_methods_supported"] = document["token_endpoint_auth_methods_supported"]
         patched = JsonResponse(document)
         patched["Access-Control-Allow-Origin"] = "*"
         return patched
