@@ -23,7 +23,12 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 from oauth2_provider import views as dot
-from oauth2_provider.exceptions import FatalClientError, InvalidOIDCClientError, OAuthToolkitError
+from oauth2_provider.exceptions import (
+    FatalClientError,
+    InvalidOIDCClientError,
+    InvalidOIDCRedirectURIError,
+    OAuthToolkitError,
+)
 from oauth2_provider.models import Application
 from oauth2_provider.oauth2_backends import _add_iss_to_redirect
 from oauth2_provider.scopes import get_scopes_backend
@@ -40,6 +45,7 @@ from .context import current_http_request
 from .models import Consent, RedeemedCode
 from .policy import check_access
 from .selectors import admins_to_ask, load_client
+from .services import check_redirect_uri
 from .validator import _digest, has_consent, revoke_redeemed
 
 REAUTH_PARAMS = ("prompt", "max_age")
@@ -266,6 +272,20 @@ class LogoutView(dot.RPInitiatedLogoutView):
                 raise InvalidOIDCClientError()
             return application
         return super().get_request_application(id_token, client_id)
+
+    def validate_post_logout_redirect_uri(self, application, post_logout_redirect_uri):
+        """The config's rule (`check_redirect_uri`, as `hub check` and the console apply it): https,
+        or http on loopback only — for any client type (RFC 8252: native apps are public and listen on
+        loopback). DOT's strict mode refused http for every public client, also on loopback."""
+        if not post_logout_redirect_uri:
+            return
+        if not application:
+            raise InvalidOIDCClientError()
+        problem = check_redirect_uri(post_logout_redirect_uri)
+        if problem:
+            raise InvalidOIDCRedirectURIError(problem)
+        if not application.post_logout_redirect_uri_allowed(post_logout_redirect_uri):
+            raise InvalidOIDCRedirectURIError("This client does not have this redirect uri registered.")
 
 
 class DiscoveryView(dot.ConnectDiscoveryInfoView):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import DSM_SECRET, RP_REDIRECT, authorize_query, exchange, get_code, signed_in
+from tests.conftest import DSM_SECRET, RP_REDIRECT, exchange, get_code, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -29,3 +29,87 @@ def test_the_announced_revocation_endpoint_revokes(client, mael, dsm_client):
                                         "client_secret": DSM_SECRET})
     assert response.status_code == 200
     assert not AccessToken.objects.filter(user=mael).exists()
+
+
+# --- 2. hub check and /logout/ agree on post-logout redirect URIs ------------------------------------
+PUBLIC_CONFIG_CLIENT = """\
+  - client_id: cli
+    name: A public CLI
+    redirect_uris: [http://127.0.0.1/callback]
+    households: [friends]
+"""
+
+
+@pytest.mark.parametrize(("uri", "accepted"), [
+    ("http://127.0.0.1:9/bye", True),
+    ("http://[::1]/bye", True),
+    ("http://localhost:8080/bye", True),
+    ("https://cli.example.com/bye", True),
+    ("http://cli.example.com/bye", False),
+])
+def test_hub_check_accepts_loopback_http_post_logout_uris_for_a_public_client(tmp_path, monkeypatch, uri, accepted):
+    from identityhub.config.errors import ConfigError
+    from identityhub.config.load import load_config
+    from identityhub.oidc.services import check_redirect_uri
+    from tests.config import conftest as config
+
+    for name, value in [("GOOGLE_CLIENT_SECRET", config.GOOGLE_SECRET), ("SYNO_PASSWD", config.SYNO_PASSWORD),
+                        ("DSM_CLIENT_SECRET", config.DSM_SECRET), ("WEB_CLIENT_SECRET", config.WEB_SECRET)]:
+        monkeypatch.setenv(name, value)
+    assert PUBLIC_CONFIG_CLIENT in config.CONFIG
+    path = tmp_path / "hub.yaml"
+    path.write_text(config.CONFIG.replace(
+        PUBLIC_CONFIG_CLIENT, PUBLIC_CONFIG_CLIENT + f"    post_logout_redirect_uris: [\"{uri}\"]\n"), encoding="utf-8")
+    path = str(path)
+    if accepted:
+        load_config(path)
+        assert check_redirect_uri(uri) is None
+    else:
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert "http is allowed on loopback only" in str(info.value.problems[0])
+        assert check_redirect_uri(uri)
+
+
+@pytest.fixture
+def public_app_with_logout(household):
+    from identityhub.oidc.services import register_client
+
+    application, _ = register_client(
+        "immich", name="Immich", redirect_uris=[RP_REDIRECT], public=True, households=[household],
+        skip_consent=True, post_logout_redirect_uris=["http://127.0.0.1:9/bye", "https://immich.example.com/bye"],
+    )
+    return application
+
+
+def _public_id_token(client, user) -> str:
+    from tests.conftest import pkce_pair
+
+    signed_in(client, user)
+    verifier, challenge = pkce_pair()
+    code = get_code(client, "immich", code_challenge=challenge, code_challenge_method="S256")
+    return exchange(client, "immich", code, code_verifier=verifier).json()["id_token"]
+
+
+@pytest.mark.parametrize("uri", ["http://127.0.0.1:9/bye", "https://immich.example.com/bye"])
+def test_rp_initiated_logout_of_a_public_client_redirects_to_its_loopback_uri(client, mael, public_app_with_logout,
+                                                                               uri):
+    id_token = _public_id_token(client, mael)
+    response = client.get("/logout/", {"id_token_hint": id_token, "post_logout_redirect_uri": uri, "state": "s-9"})
+    assert response.status_code == 302, response.content[:300]
+    assert response["Location"] == f"{uri}?state=s-9"
+    assert "_auth_user_id" not in client.session
+
+
+def test_logout_refuses_what_hub_check_refuses(client, mael, public_app_with_logout):
+    """Even when such a URI sits in the database (written around the services), the endpoint follows
+    the config's rule: https, or http on loopback only; and only what is registered."""
+    from oauth2_provider.models import Application
+
+    Application.objects.filter(client_id="immich").update(
+        post_logout_redirect_uris="http://immich.example.com/bye http://127.0.0.1:9/bye")
+    id_token = _public_id_token(client, mael)
+    for uri in ["http://immich.example.com/bye", "http://127.0.0.1:9/other", "https://evil.example/"]:
+        response = client.get("/logout/", {"id_token_hint": id_token, "post_logout_redirect_uri": uri})
+        assert response.status_code == 400, uri
+        assert "_auth_user_id" in client.session
