@@ -28,6 +28,10 @@ class ClientProfile(models.Model):
         help_text="who may use the client; empty means the bound NAS's household",
     )
     extra_claims = models.JSONField(default=dict, blank=True, help_text="claim name -> rule (config vocabulary)")
+    backchannel_logout_uri = models.URLField(
+        max_length=500, blank=True,
+        help_text="OpenID Connect Back-Channel Logout: where the hub POSTs a logout token when a person signs out",
+    )
     managed = models.BooleanField(default=False)
 
     def __str__(self) -> str:
@@ -89,10 +93,35 @@ class RedeemedCode(models.Model):
     auth_time = models.PositiveBigIntegerField(
         null=True, blank=True, help_text="the sign-in time behind the code; refreshed ID tokens repeat it"
     )
+    sid = models.CharField(
+        max_length=64, blank=True, default="", help_text="the hub session behind the code; refreshed ID tokens repeat it"
+    )
     redeemed = models.DateTimeField(auto_now_add=True, db_index=True)
 
     def __str__(self) -> str:
         return f"code {self.code_digest[:12]}… redeemed {self.redeemed:%Y-%m-%d %H:%M}"
+
+
+class ClientSession(models.Model):
+    """A client that got tokens in one of a person's hub sessions (`sid`, the ID token's claim).
+
+    Written at each code exchange (one upsert); read when the person signs out, signs out
+    everywhere, is deactivated or leaves a household: each such client is sent a logout token
+    (OpenID Connect Back-Channel Logout 1.0, identityhub.oidc.backchannel) and its tokens are revoked.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="client_sessions")
+    application = models.ForeignKey(Application, on_delete=models.CASCADE, related_name="+")
+    sid = models.CharField(max_length=64, help_text="the hub session (not Django's session key)")
+    created = models.DateTimeField(auto_now_add=True)
+    last_seen = models.DateTimeField(auto_now=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["application", "sid"], name="unique_client_session")]
+        indexes = [models.Index(fields=["user", "sid"], name="client_session_user_sid")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} · {self.application_id} · {self.sid[:8]}…"
 
 
 class CacheGeneration(models.Model):
