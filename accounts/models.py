@@ -9,10 +9,21 @@ from django.db import models
 
 from identityhub.crypto import EncryptedTextField
 
+ASCII_UPPER_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
 
 def normalize_email(email: str) -> str:
-    """Emails compare case-insensitively everywhere; normalise in Python (SQLite's lower() is ASCII only)."""
-    return (email or "").strip().lower()
+    """Emails compare case-insensitively for ASCII letters only, everywhere; normalised in Python.
+
+    `str.lower()` folds more than ASCII: a KELVIN SIGN (U+212A) becomes "k", so an upstream's verified
+    `\u212aate@example.com` matched kate@example.com. Other letters are compared exactly as written.
+    """
+    return (email or "").strip().translate(ASCII_UPPER_TO_LOWER)
+
+
+def normalize_domain(domain: str) -> str:
+    """An email domain as `normalize_email` leaves it (ASCII letters folded, nothing else)."""
+    return (domain or "").strip().translate(ASCII_UPPER_TO_LOWER)
 
 
 class UserManager(BaseUserManager):
@@ -39,7 +50,7 @@ class UserManager(BaseUserManager):
 
 
 class User(AbstractBaseUser, PermissionsMixin):
-    email = models.EmailField(unique=True, help_text="stored lower-case; unique")
+    email = models.EmailField(unique=True, help_text="stored with ASCII letters lower-cased; unique")
     name = models.CharField(max_length=150, blank=True)
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False, help_text="the OIDC `sub`")
     is_active = models.BooleanField(default=True)

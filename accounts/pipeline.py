@@ -12,7 +12,7 @@ from django.utils.translation import gettext as _
 from social_core.exceptions import AuthException
 from social_django.models import UserSocialAuth
 
-from .models import User, normalize_email
+from .models import User, normalize_domain, normalize_email
 
 
 class SignInRefused(AuthException):
@@ -57,7 +57,7 @@ def link_declared_person(backend, details, response, uid, user=None, social=None
                                                                                        "email": email},
                             _("Verify it with %(upstream)s, then sign in again.") % {"upstream": upstream},
                             email=email)
-    domains = [d.lower() for d in backend.upstream.allowed_domains or []]
+    domains = [normalize_domain(d) for d in backend.upstream.allowed_domains or []]
     domain = email.rsplit("@", 1)[-1]
     if domains and domain not in domains:
         raise SignInRefused(backend, "domain_not_allowed",

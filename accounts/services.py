@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
-from .models import Household, Membership, Upstream, User, normalize_email
+from .models import Household, Membership, Upstream, User, normalize_domain, normalize_email
 from .roles import sync_staff_flag
 
 
@@ -42,7 +42,7 @@ def declare_upstream(
             "issuer": issuer.rstrip("/"),
             "client_id": client_id,
             "client_secret": client_secret,
-            "allowed_domains": sorted({d.strip().lower() for d in allowed_domains}),
+            "allowed_domains": sorted({normalize_domain(d) for d in allowed_domains}),
             "position": position,
             "managed": managed,
             "enabled": True,

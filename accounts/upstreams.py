@@ -20,7 +20,7 @@ from social_core.backends.open_id_connect import OpenIdConnectAuth
 from social_core.exceptions import AuthException
 from social_django.utils import load_strategy
 
-from .models import Upstream
+from .models import Upstream, normalize_email
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 PASSED_ON_PARAMS = ("prompt", "max_age")  # forwarded to the upstream (stack-pitfalls: prompt=login)
@@ -80,7 +80,7 @@ class MockUpstream(UpstreamMixin, BaseAuth):
         state = self.strategy.session_pop(f"{self.name}_state")
         if not state or state != self.data.get("state"):
             raise AuthException(self, "state mismatch")
-        email = (self.data.get("email") or "").strip().lower()
+        email = normalize_email(self.data.get("email") or "")
         response = {"email": email, "email_verified": True, "sub": f"mock:{email}"}
         kwargs.update({"response": response, "backend": self})
         return self.strategy.authenticate(*args, **kwargs)

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import models
 
+from accounts.models import normalize_email
 from identityhub.crypto import EncryptedTextField
 
 
@@ -101,7 +102,7 @@ class AccountMapping(models.Model):
         return f"{self.nas_id}: {self.email} -> {self.account_name}"
 
     def save(self, *args, **kwargs):
-        self.email = self.email.strip().lower()
+        self.email = normalize_email(self.email)
         super().save(*args, **kwargs)
 
 

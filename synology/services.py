@@ -15,6 +15,7 @@ from django.db import transaction
 from django.utils import translation
 from django.utils.translation import gettext, ngettext
 
+from accounts.models import normalize_email
 from identityhub.audit import record_event
 from identityhub.crypto import DecryptionError
 
@@ -64,7 +65,7 @@ def declare_nas(
 @transaction.atomic
 def set_account_mappings(nas: NAS, mappings: dict[str, str], *, managed: bool = False) -> None:
     """Make the NAS's explicit mappings exactly `mappings` (email -> DSM account name)."""
-    wanted = {email.strip().lower(): name for email, name in mappings.items()}
+    wanted = {normalize_email(email): name for email, name in mappings.items()}
     current = {m.email: m for m in AccountMapping.objects.filter(nas=nas)}
     for email, mapping in current.items():
         if email not in wanted:

@@ -17,7 +17,7 @@ from django.contrib.auth.hashers import check_password
 from django.db.models import Q
 from oauth2_provider.models import Application
 
-from accounts.models import Household, Membership, Upstream, User, normalize_email
+from accounts.models import Household, Membership, Upstream, User, normalize_domain, normalize_email
 from synology.models import NAS, AccountMapping
 
 from .claims import rule_to_json
@@ -114,7 +114,7 @@ def desired_state(loaded: LoadedConfig) -> Desired:
             UpstreamWant(
                 id=u.id, type=u.type, name=u.name, issuer=(u.issuer or "").rstrip("/"), client_id=u.client_id,
                 client_secret=u.client_secret or "",
-                allowed_domains=sorted({d.strip().lower() for d in u.allowed_domains}), position=i,
+                allowed_domains=sorted({normalize_domain(d) for d in u.allowed_domains}), position=i,
                 path=("upstreams", i, "id"),
             )
         )

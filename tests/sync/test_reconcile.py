@@ -56,11 +56,16 @@ def test_names_kept_exactly_and_uid_optional(nas_ds923):
     assert acct(nas_ds923, "other").uid == 1030
 
 
-def test_email_links_case_insensitive_including_non_ascii(nas_ds923, make_person):
+def test_email_links_case_insensitive_for_ascii_letters_only(nas_ds923, make_person):
+    """Issue 9 item 8: ASCII letters fold, nothing else does (a KELVIN SIGN is not a "k")."""
     elodie = make_person("élodie@example.com")
-    reconcile(nas_ds923, [U("elodie", "ÉLODIE@Example.COM ")])
+    make_person("kate@example.com")
+    reconcile(nas_ds923, [U("elodie", "éLODIE@Example.COM "), U("kelvin", "\u212aATE@example.com"),
+                          U("elodie2", "ÉLODIE@example.com")])
     row = acct(nas_ds923, "elodie")
     assert row.user == elodie and row.linked_by == "email" and row.link_note == ""
+    assert acct(nas_ds923, "kelvin").user is None
+    assert acct(nas_ds923, "elodie2").user is None
 
 
 def test_inactive_or_unknown_people_are_not_linked(nas_ds923, make_person):
