@@ -24,6 +24,7 @@ from django.utils import timezone
 from jwcrypto import jws, jwt
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from identityhub.audit import record_event
 
@@ -37,6 +38,9 @@ from .selectors import load_client, load_grant
 log = logging.getLogger(__name__)
 
 AUTH_TIME_KEY = "_hub_auth_time"  # kept inside Grant.claims: DOT's Grant has no auth_time column
+# Also in Grant.claims: the authorization request carried redirect_uri, so the exchange must too
+# (RFC 6749 §4.1.3). The grant's redirect_uri column cannot tell: oauthlib stores the default there.
+REDIRECT_URI_SENT_KEY = "_hub_redirect_uri_sent"
 
 
 def _digest(value: str) -> str:
@@ -89,6 +93,8 @@ class HubOAuth2Validator(OAuth2Validator):
         return client is None or client.client_type != client.CLIENT_CONFIDENTIAL
 
     def _create_authorization_code(self, request, code, expires=None):
+        if getattr(request, "hub_redirect_uri_sent", False):
+            request.claims = {**(request.claims or {}), REDIRECT_URI_SENT_KEY: True}
         auth_time = getattr(request, "hub_auth_time", None)
         if auth_time is not None:
             request.claims = {**(request.claims or {}), AUTH_TIME_KEY: auth_time}
@@ -120,6 +126,11 @@ class HubOAuth2Validator(OAuth2Validator):
         return (grant.code_challenge_method or None) if grant else None
 
     def confirm_redirect_uri(self, client_id, code, redirect_uri, client, request, *args, **kwargs):
+        if getattr(request, "hub_redirect_uri_required", False) and request.using_default_redirect_uri:
+            # oauthlib fills in the only registered URI when none is sent. Like every failed
+            # exchange, this one leaves the code redeemable (oauthlib deletes it only on success).
+            raise oauth2_errors.InvalidRequestError(
+                description="redirect_uri is required: the authorization request carried one", request=request)
         grant = self._grant(request, code)
         return bool(grant and grant.application_id == client.pk and grant.redirect_uri_allowed(redirect_uri))
 
@@ -141,6 +152,7 @@ class HubOAuth2Validator(OAuth2Validator):
             request.nonce = grant.nonce
         claims = json.loads(grant.claims) if grant.claims else {}
         request.hub_auth_time = claims.pop(AUTH_TIME_KEY, None)
+        request.hub_redirect_uri_required = bool(claims.pop(REDIRECT_URI_SENT_KEY, False))
         if claims:
             request.claims = claims
         return self._authorize_person(request, grant.user, client)

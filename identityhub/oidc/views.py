@@ -149,6 +149,9 @@ class HubAuthorizationView(AuthorizationView):
         return super().form_valid(form)
 
     def create_authorization_response(self, request, scopes, credentials, allow):
+        # Whether the client sent redirect_uri (then the exchange must send it too, RFC 6749 §4.1.3).
+        # The consent form posts back to the authorization URL, so GET is the client's request.
+        credentials["hub_redirect_uri_sent"] = "redirect_uri" in (request.GET or request.POST)
         # The session's sign-in time travels with the grant to become the ID token's auth_time.
         credentials["hub_auth_time"] = request.session.get(AUTH_TIME_SESSION_KEY)
         return super().create_authorization_response(request, scopes, credentials, allow)
@@ -234,6 +237,8 @@ class TokenView(OAuthLibMixin, View):
         response = HttpResponse(content=body, status=status)
         for name, value in headers.items():
             response[name] = value
+        if status == 401:  # invalid_client: oauthlib challenges with Bearer, a resource server's scheme
+            response["WWW-Authenticate"] = f'Basic realm="{oauth2_settings.oidc_issuer(request)}"'  # RFC 6749 §5.2
         return response
 
 

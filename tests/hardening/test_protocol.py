@@ -113,3 +113,86 @@ def test_logout_refuses_what_hub_check_refuses(client, mael, public_app_with_log
         response = client.get("/logout/", {"id_token_hint": id_token, "post_logout_redirect_uri": uri})
         assert response.status_code == 400, uri
         assert "_auth_user_id" in client.session
+
+
+# --- 3. redirect_uri at the code exchange; the Basic challenge ---------------------------------------
+def _exchange_without_redirect_uri(client, code):
+    return client.post("/token/", {"grant_type": "authorization_code", "code": code, "client_id": "ds923-dsm",
+                                   "client_secret": DSM_SECRET})
+
+
+def test_a_code_asked_with_redirect_uri_needs_it_at_the_exchange(client, mael, dsm_client):
+    """RFC 6749 §4.1.3. A failed exchange does not consume the code (oauthlib validates everything
+    before it invalidates the grant, as for a wrong code_verifier): the same client can still
+    redeem it correctly, once; a second redemption is a replay (invalid_grant, tokens revoked)."""
+    from oauth2_provider.models import AccessToken
+
+    signed_in(client, mael)
+    code = get_code(client, "ds923-dsm")  # authorize_query always sends redirect_uri
+    refused = _exchange_without_redirect_uri(client, code)
+    assert refused.status_code == 400, refused.content
+    assert refused.json()["error"] == "invalid_request"
+    assert "redirect_uri" in refused.json()["error_description"]
+    assert not AccessToken.objects.exists()
+
+    redeemed = exchange(client, "ds923-dsm", code, DSM_SECRET)
+    assert redeemed.status_code == 200
+    replay = exchange(client, "ds923-dsm", code, DSM_SECRET)
+    assert replay.json()["error"] == "invalid_grant"
+    assert not AccessToken.objects.exists()  # the replay revoked the first redemption's tokens
+
+
+def test_a_code_asked_without_redirect_uri_is_redeemed_without_it(client, mael, dsm_client):
+    """The only registered URI is the default (RFC 6749 §3.1.2.3): not sent, not required."""
+    from urllib.parse import parse_qs, urlsplit
+
+    signed_in(client, mael)
+    response = client.get("/authorize/", {"response_type": "code", "client_id": "ds923-dsm", "scope": "openid",
+                                          "state": "s"})
+    assert response["Location"].startswith(RP_REDIRECT)
+    code = parse_qs(urlsplit(response["Location"]).query)["code"][0]
+    assert _exchange_without_redirect_uri(client, code).status_code == 200
+
+
+def test_a_code_asked_without_redirect_uri_through_the_consent_form_is_redeemed_without_it(client, mael,
+                                                                                            household):
+    from urllib.parse import urlencode
+
+    from identityhub.oidc.services import register_client
+
+    register_client("photos", redirect_uris=[RP_REDIRECT], client_secret=DSM_SECRET, households=[household])
+    signed_in(client, mael)
+    url = "/authorize/?" + urlencode({"response_type": "code", "client_id": "photos", "scope": "openid",
+                                      "state": "s"})
+    page = client.get(url)
+    assert page.status_code == 200
+    form = {k: v for k, v in page.context["form"].initial.items() if v is not None}
+    approved = client.post(url, {**form, "allow": "Authorize"})  # the form posts back to the same URL
+    from tests.conftest import redirect_params
+
+    code = redirect_params(approved)["code"]
+    response = client.post("/token/", {"grant_type": "authorization_code", "code": code, "client_id": "photos",
+                                       "client_secret": DSM_SECRET})
+    assert response.status_code == 200, response.content
+
+
+def test_a_wrong_secret_sent_with_basic_gets_a_basic_challenge(client, mael, dsm_client):
+    import base64
+
+    signed_in(client, mael)
+    code = get_code(client, "ds923-dsm")
+    basic = base64.b64encode(b"ds923-dsm:" + b"wrong-" + DSM_SECRET.encode()).decode()
+    response = client.post("/token/", {"grant_type": "authorization_code", "code": code, "redirect_uri": RP_REDIRECT},
+                           HTTP_AUTHORIZATION=f"Basic {basic}")
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert response["WWW-Authenticate"].startswith("Basic realm=")
+    assert exchange(client, "ds923-dsm", code, DSM_SECRET).status_code == 200  # the code survived
+
+
+def test_a_wrong_secret_in_the_form_is_invalid_client_and_never_a_bearer_challenge(client, mael, dsm_client):
+    signed_in(client, mael)
+    response = exchange(client, "ds923-dsm", get_code(client, "ds923-dsm"), "wrong-" + DSM_SECRET)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"
+    assert not response.get("WWW-Authenticate", "").startswith("Bearer")
