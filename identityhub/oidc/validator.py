@@ -93,6 +93,7 @@ class HubOAuth2Validator(OAuth2Validator):
         return client is None or client.client_type != client.CLIENT_CONFIDENTIAL
 
     def _create_authorization_code(self, request, code, expires=None):
+        request.resource = []  # RFC 8707 `resource` is ignored: see _check_and_set_request_resource
         if getattr(request, "hub_redirect_uri_sent", False):
             request.claims = {**(request.claims or {}), REDIRECT_URI_SENT_KEY: True}
         auth_time = getattr(request, "hub_auth_time", None)
@@ -188,12 +189,14 @@ class HubOAuth2Validator(OAuth2Validator):
         return access_token
 
     def _check_and_set_request_resource(self, request):
-        if request.grant_type == "authorization_code" and not getattr(request, "resource", None):
-            grant = self._grant(request, request.code)  # already loaded: no second query
-            request.resource = list(grant.resource or []) if grant else []
-            self._validate_resource_uris(request, request.resource)
-            return
-        super()._check_and_set_request_resource(request)
+        """RFC 8707 resource indicators: the hub has none — its access tokens are for its own
+        userinfo, and no resource server can introspect them — so a `resource` parameter is ignored
+        (RFC 6749 §3.1: unrecognized parameters are), at /authorize/ (where DOT stored the string in
+        Grant.resource, a 500) and at /token/, rather than answered `invalid_target`: client libraries
+        send it routinely, and refusing would lock them out for no protection. A refresh keeps what
+        an older token was restricted to (never widened)."""
+        instance = getattr(request, "refresh_token_instance", None) if request.grant_type == "refresh_token" else None
+        request.resource = list(instance.resource or []) if instance is not None else []
 
     def _create_refresh_token(self, request, refresh_token_code, access_token, previous_refresh_token):
         refresh_token = super()._create_refresh_token(request, refresh_token_code, access_token, previous_refresh_token)

@@ -7,6 +7,7 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -217,6 +218,10 @@ class TokenView(OAuthLibMixin, View):
     """DOT's token endpoint in one database transaction (one commit per exchange, not six), without
     DOT's extra read-back of the token it just wrote (its `app_authorized` signal is unused here)."""
 
+    @classmethod
+    def get_server_class(cls):
+        return _code_and_refresh_only(super().get_server_class())
+
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         request._hub_clients = {}
         token = current_http_request.set(request)
@@ -240,6 +245,23 @@ class TokenView(OAuthLibMixin, View):
         if status == 401:  # invalid_client: oauthlib challenges with Bearer, a resource server's scheme
             response["WWW-Authenticate"] = f'Basic realm="{oauth2_settings.oidc_issuer(request)}"'  # RFC 6749 §5.2
         return response
+
+
+GRANT_TYPES = ("authorization_code", "refresh_token")  # what discovery announces, and all /token/ serves
+
+
+@functools.cache
+def _code_and_refresh_only(server_class):
+    """oauthlib's server without the password, client-credentials and device-code grants: those
+    answered `invalid_grant`, `unauthorized_client` or a 500 (DOT 3.4.1's device grant looks up a
+    DeviceGrant that does not exist); oauthlib answers any grant type it lacks `unsupported_grant_type`."""
+
+    class HubTokenServer(server_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._grant_types = {name: grant for name, grant in self._grant_types.items() if name in GRANT_TYPES}
+
+    return HubTokenServer
 
 
 def _person(request: HttpRequest):

@@ -196,3 +196,41 @@ def test_a_wrong_secret_in_the_form_is_invalid_client_and_never_a_bearer_challen
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
     assert not response.get("WWW-Authenticate", "").startswith("Bearer")
+
+
+# --- 4. resource indicators and unsupported grant types are answered, never a 500 --------------------
+@pytest.mark.parametrize("resource", ["https://api.example.com/", "urn:x:y", "not a uri", ""])
+def test_resource_at_the_authorization_endpoint_is_ignored(client, mael, dsm_client, resource):
+    """The hub has no resource indicators (RFC 8707): a `resource` is ignored, as for any
+    authorization server that does not support them — tokens stay for the client and userinfo."""
+    from oauth2_provider.models import AccessToken
+
+    signed_in(client, mael)
+    code = get_code(client, "ds923-dsm", resource=resource)
+    response = exchange(client, "ds923-dsm", code, DSM_SECRET, resource=resource)
+    assert response.status_code == 200, response.content
+    assert AccessToken.objects.get().resource in ([], None, "")
+
+
+@pytest.mark.parametrize("grant_type", [
+    "urn:ietf:params:oauth:grant-type:device_code", "password", "client_credentials", "implicit", "token",
+    "urn:ietf:params:oauth:grant-type:jwt-bearer", "urn:ietf:params:oauth:grant-type:token-exchange",
+    "openid", "nonsense", "",
+])
+def test_unsupported_grant_types_are_400s(client, dsm_client, public_client, grant_type):
+    for credentials in [{"client_id": "ds923-dsm", "client_secret": DSM_SECRET}, {"client_id": "immich"}, {}]:
+        response = client.post("/token/", {"grant_type": grant_type, "device_code": "x", "username": "mael",
+                                           "password": "p", "scope": "openid", **credentials})
+        assert response.status_code in (400, 401), (grant_type, credentials, response.status_code)
+        assert response.json()["error"] in {"unsupported_grant_type", "invalid_request", "invalid_client",
+                                            "unauthorized_client"}, (grant_type, response.content)
+    assert client.post("/token/", {"grant_type": grant_type, "client_id": "ds923-dsm",
+                                   "client_secret": DSM_SECRET}).json()["error"] in {
+        "unsupported_grant_type", "invalid_request"}
+
+
+def test_the_device_code_grant_is_unsupported(client, dsm_client):
+    response = client.post("/token/", {"grant_type": "urn:ietf:params:oauth:grant-type:device_code",
+                                       "device_code": "x", "client_id": "ds923-dsm", "client_secret": DSM_SECRET})
+    assert response.status_code == 400
+    assert response.json()["error"] == "unsupported_grant_type"
