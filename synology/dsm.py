@@ -13,14 +13,24 @@ Usage::
 
 Every failure is a :class:`DSMError` subclass with a message fit for an operator; messages never
 contain the password.
+
+Bounds: requests' timeouts apply per socket read, so a NAS that drips a byte now and then never trips
+them. Every call therefore also has a total deadline (``call_deadline``, and optionally ``deadline``
+for the whole conversation from the client's creation: the sign-in's quick sync, the console's test
+connection); a watchdog shuts the socket down when it passes, whatever phase the call is in (TLS
+handshake, headers, body). Answers are read in chunks up to ``max_response_bytes`` (after gzip).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import re
 import socket
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
@@ -28,6 +38,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +48,12 @@ AUTH_API = "SYNO.API.Auth"
 USER_API = "SYNO.Core.User"
 INFO_API = "SYNO.DSM.Info"  # optional: the DSM version (getinfo -> version_string)
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every call
+DEFAULT_CALL_DEADLINE = 60.0  # seconds for one whole call: connect, TLS, headers and body
+LOGOUT_DEADLINE = 5.0  # logout runs after errors too: never wait long for it
+# The largest answer read (decoded). A 10,000-account page with email and description is ~1.9 MB
+# (tests/hardening/test_dsm_deadline.py measures it); the default page is 1,000 accounts.
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+_CHUNK = 64 * 1024
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_SESSION = "IdentityHub"
 
@@ -170,6 +189,103 @@ def parse_user(raw: Any) -> DSMUser:
     return DSMUser(name=name, email=email.strip(), description=description, expired=is_expired, uid=uid)
 
 
+# --- total deadline: a watchdog over the call's sockets -------------------------------------------
+class _Watchdog:
+    """Shuts down the sockets of one call when its deadline passes.
+
+    A blocked ``recv`` (in the TLS handshake, the headers or the body) then returns at once, which a
+    per-read timeout cannot do against a NAS that sends a byte before each read times out. Each
+    socket is watched through a duplicate file descriptor of its own: ``shutdown`` acts on the
+    connection (every descriptor of it), and the duplicate cannot be reused by anything else while
+    the call runs, even if the connection's own descriptor is closed meanwhile.
+    """
+
+    _current = threading.local()
+
+    def __init__(self, seconds: float) -> None:
+        self._lock = threading.Lock()
+        self._twins: list[socket.socket] = []
+        self.fired = False
+        self._timer = threading.Timer(max(seconds, 0.0), self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Watchdog:
+        _Watchdog._current.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+        _Watchdog._current.watch = None
+        with self._lock:
+            twins, self._twins = self._twins, []
+        for twin in twins:
+            twin.close()
+
+    @classmethod
+    def watch(cls, sock: socket.socket | None) -> None:
+        """Put `sock` under the current call's watchdog (no-op outside a call)."""
+        watchdog = getattr(cls._current, "watch", None)
+        if watchdog is None or sock is None:
+            return
+        try:
+            twin = socket.socket(fileno=os.dup(sock.fileno()))
+        except OSError:
+            return
+        with watchdog._lock:
+            watchdog._twins.append(twin)
+            fired = watchdog.fired
+        if fired:
+            _shutdown(twin)
+
+    def _fire(self) -> None:
+        with self._lock:
+            self.fired = True
+            twins = list(self._twins)
+        for twin in twins:
+            _shutdown(twin)
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+class _WatchedConnection(HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _Watchdog.watch(sock)  # before TLS: the handshake is watched too
+        return sock
+
+    def getresponse(self, *args: Any, **kwargs: Any) -> Any:
+        _Watchdog.watch(self.sock)  # a kept-alive connection reused by this call
+        return super().getresponse(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    pass
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with connections the call's watchdog can shut down."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MiB"
+
+
 # --- client -----------------------------------------------------------------------------------
 class DSMClient:
     """One signed-in conversation with a NAS. Use as a context manager: it always logs out."""
@@ -182,18 +298,32 @@ class DSMClient:
         *,
         verify: bool | str = True,
         timeout: Timeout = DEFAULT_TIMEOUT,
+        deadline: float | None = None,
+        call_deadline: float = DEFAULT_CALL_DEADLINE,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
         page_size: int = DEFAULT_PAGE_SIZE,
         session_name: str = DEFAULT_SESSION,
         progress: Progress | None = None,
     ) -> None:
+        """`timeout`: requests' (connect, read) per socket operation. `call_deadline`: seconds for one
+        whole call. `deadline`: seconds for everything this client does, from now (logout included
+        while time is left). `max_response_bytes`: the largest answer read."""
         self.base_url = base_url.rstrip("/")
         self.username = username
         self._password = password
         self.timeout = timeout
+        self.deadline = deadline
+        self._ends = time.monotonic() + deadline if deadline is not None else None
+        self.call_deadline = call_deadline
+        self.max_response_bytes = max_response_bytes
+        self.last_response_bytes = 0  # size of the last answer read (measurements, tests)
+        self._stalled = False  # a call ran out of time: the NAS is not answering, skip the logout
         self.page_size = page_size
         self.session_name = session_name
         self.progress = progress or (lambda message: None)
         self.http = requests.Session()
+        self.http.mount("https://", _WatchedAdapter())
+        self.http.mount("http://", _WatchedAdapter())
         # Passed on every request: a Session's own `verify` loses to REQUESTS_CA_BUNDLE in the environment.
         self.verify = verify
         self.http.headers["User-Agent"] = "IdentityHub-sync/1"
@@ -229,35 +359,61 @@ class DSMClient:
             self.http.close()
 
     # low level
-    def _request(self, path: str, params: dict[str, Any], *, what: str, method: str = "POST") -> dict[str, Any]:
+    def _seconds_left(self, limit: float) -> tuple[float, float]:
+        """(seconds this call may take, the limit to name when they run out): the call's own limit,
+        or what is left of the conversation's deadline when that is sooner."""
+        if self._ends is not None and self.deadline is not None:
+            left = self._ends - time.monotonic()
+            if left < limit:
+                return left, self.deadline
+        return limit, limit
+
+    def _request(
+        self, path: str, params: dict[str, Any], *, what: str, method: str = "POST", limit: float | None = None
+    ) -> dict[str, Any]:
         """Send one call, return the decoded JSON object (success flag not yet checked)."""
         url = f"{self.base_url}/webapi/{path}"
         headers = {"X-SYNO-TOKEN": self._token} if self._token else {}
-        try:
-            # No redirects: requests re-sends a POST body (the password) to wherever a 307/308 points,
-            # another host or plain http included.
-            if method == "GET":
-                response = self.http.get(
-                    url, params=params, headers=headers, timeout=self.timeout, verify=self.verify,
-                    allow_redirects=False,
+        seconds, named = self._seconds_left(self.call_deadline if limit is None else limit)
+        late = DSMUnreachable(f"{self.base_url} did not answer within {named:g} s ({what})")
+        if seconds <= 0:
+            raise late
+        with _Watchdog(seconds) as watchdog:
+            try:
+                # No redirects: requests re-sends a POST body (the password) to wherever a 307/308 points,
+                # another host or plain http included.
+                response = self.http.request(
+                    method, url, params=params if method == "GET" else None,
+                    data=params if method != "GET" else None, headers=headers,
+                    timeout=_capped(self.timeout, seconds), verify=self.verify, allow_redirects=False, stream=True,
                 )
-            else:
-                response = self.http.post(
-                    url, data=params, headers=headers, timeout=self.timeout, verify=self.verify,
-                    allow_redirects=False,
-                )
-        except requests.exceptions.SSLError:
-            raise DSMUnreachable(
-                f"TLS handshake with {self.base_url} failed (certificate not trusted? set verify_tls to a CA "
-                "bundle path, or false)"
-            ) from None
-        except requests.exceptions.Timeout as error:
-            kind = "connecting" if isinstance(error, requests.exceptions.ConnectTimeout) else "waiting for an answer"
-            raise DSMUnreachable(f"{self.base_url} timed out while {kind} ({what})") from None
-        except requests.exceptions.ConnectionError as error:
-            raise DSMUnreachable(f"cannot connect to {self.base_url}: {_connection_reason(error)}") from None
-        except requests.exceptions.RequestException as error:
-            raise DSMUnreachable(f"request to {self.base_url} failed: {type(error).__name__}") from None
+                try:
+                    content = self._read(response, what)
+                finally:
+                    response.close()
+            except requests.exceptions.SSLError:
+                if watchdog.fired:
+                    raise late from None
+                raise DSMUnreachable(
+                    f"TLS handshake with {self.base_url} failed (certificate not trusted? set verify_tls to a CA "
+                    "bundle path, or false)"
+                ) from None
+            except requests.exceptions.Timeout as error:
+                if watchdog.fired:
+                    raise late from None
+                connecting = isinstance(error, requests.exceptions.ConnectTimeout)
+                kind = "connecting" if connecting else "waiting for an answer"
+                raise DSMUnreachable(f"{self.base_url} timed out while {kind} ({what})") from None
+            except requests.exceptions.ConnectionError as error:
+                if watchdog.fired:
+                    raise late from None
+                raise DSMUnreachable(f"cannot connect to {self.base_url}: {_connection_reason(error)}") from None
+            except requests.exceptions.RequestException as error:
+                if watchdog.fired:
+                    raise late from None
+                raise DSMUnreachable(f"request to {self.base_url} failed: {type(error).__name__}") from None
+            if watchdog.fired:  # the answer ended early because its socket was shut down
+                raise late
         if response.is_redirect:
             target = _redirect_origin(response.headers.get("Location", ""))
             raise DSMBadResponse(
@@ -266,12 +422,29 @@ class DSMClient:
         if response.status_code != 200:
             raise DSMBadResponse(f"{what}: HTTP {response.status_code} from {self.base_url}")
         try:
-            body = response.json()
+            body = json.loads(content)
         except ValueError:
             raise DSMBadResponse(f"{what}: the answer is not JSON") from None
         if not isinstance(body, dict) or not isinstance(body.get("success"), bool):
             raise DSMBadResponse(f"{what}: the answer has no 'success' flag")
         return body
+
+    def _read(self, response: requests.Response, what: str) -> bytes:
+        """The body of a 200 answer, up to `max_response_bytes` (nothing is read for other statuses)."""
+        if response.status_code != 200 or response.is_redirect:
+            return b""
+        cap = self.max_response_bytes
+        too_big = DSMBadResponse(f"{what}: the answer from {self.base_url} is larger than {_mib(cap)}; stopped reading")
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise too_big
+        content = bytearray()
+        for chunk in response.iter_content(_CHUNK):
+            content += chunk
+            if len(content) > cap:
+                raise too_big  # the caller closes the connection: nothing more is read
+        self.last_response_bytes = len(content)
+        return bytes(content)
 
     @staticmethod
     def _error_code(body: dict[str, Any], what: str) -> int:
@@ -362,6 +535,11 @@ class DSMClient:
         sid, self._sid = self._sid, None
         if not sid or AUTH_API not in self.apis:
             return
+        if self._seconds_left(LOGOUT_DEADLINE)[0] <= 0:
+            log.warning("DSM logout on %s skipped: the %g s deadline has passed (the session expires on its own)",
+                        self.base_url, self.deadline)
+            self._token = None
+            return
         try:
             body = self._request(
                 self.apis[AUTH_API].path,
@@ -373,6 +551,7 @@ class DSMClient:
                     "_sid": sid,
                 },
                 what="logout",
+                limit=LOGOUT_DEADLINE,
             )
             if not body["success"]:
                 log.warning("DSM logout on %s answered error %s", self.base_url, body.get("error"))
@@ -485,6 +664,13 @@ def _optional_api(info: Any) -> ApiInfo | None:
     if isinstance(lo, bool) or isinstance(hi, bool) or not isinstance(lo, int) or not isinstance(hi, int) or lo > hi:
         return None
     return ApiInfo(path, lo, hi)
+
+
+def _capped(timeout: Timeout, seconds: float) -> Timeout:
+    """requests' per-operation timeout(s), none longer than the seconds left for the call."""
+    if isinstance(timeout, tuple):
+        return (min(timeout[0], seconds), min(timeout[1], seconds))
+    return min(timeout, seconds)
 
 
 def _redirect_origin(location: str) -> str:

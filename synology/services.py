@@ -26,6 +26,7 @@ from .sync import NO_SERVICE_ACCOUNT
 log = logging.getLogger(__name__)
 
 TEST_TIMEOUT: tuple[float, float] = (5.0, 10.0)  # someone is waiting on a button
+TEST_DEADLINE = 15.0  # seconds for the whole test (log in, version, list right, log out)
 TEST_SESSION = "IdentityHubTest"  # its own DSM session name: never ends a running sync's session
 _ASCII_SPACES = re.compile(r"[ \t\r\n\f\v]+")
 
@@ -84,6 +85,7 @@ def set_account_mappings(nas: NAS, mappings: dict[str, str], *, managed: bool = 
 
 
 QUICK_SYNC_TIMEOUT: tuple[float, float] = (3.0, 3.0)
+QUICK_SYNC_DEADLINE = 3.0  # seconds for the whole quick sync: someone is waiting to sign in
 QUICK_SYNC_MIN_GAP = timedelta(seconds=30)
 
 
@@ -92,7 +94,8 @@ def quick_sync(nas: NAS) -> bool:
 
     Skipped (False) when the NAS is disabled or has no service account, when any sync attempt of
     this NAS started less than 30 s ago (rate limit shared by every process through the database),
-    or when a sync is already running (lock). Every HTTP call has a 3 s connect/read timeout.
+    or when a sync is already running (lock). The whole conversation with the NAS (discovery, login,
+    listing, logout) has 3 s: a NAS that answers slowly, or drips its answer, is cut off at 3 s.
     """
     from django.utils import timezone
 
@@ -108,7 +111,8 @@ def quick_sync(nas: NAS) -> bool:
     recent = NAS.objects.filter(pk=nas.pk, last_attempt_at__gt=now - QUICK_SYNC_MIN_GAP).exists()
     if recent:
         return False
-    result = sync_nas(nas.pk, trigger="sign-in", timeout=QUICK_SYNC_TIMEOUT, lock_wait=0)
+    result = sync_nas(nas.pk, trigger="sign-in", timeout=QUICK_SYNC_TIMEOUT, deadline=QUICK_SYNC_DEADLINE,
+                      lock_wait=0)
     return result.ok
 
 
@@ -163,7 +167,7 @@ def has_service_account(nas: NAS) -> bool:
         return True
 
 
-def test_connection(nas: NAS, *, timeout: Timeout = TEST_TIMEOUT) -> ConnectionReport:
+def test_connection(nas: NAS, *, timeout: Timeout = TEST_TIMEOUT, deadline: float = TEST_DEADLINE) -> ConnectionReport:
     """Log in with the NAS's service account, read the DSM version, check it may list users, log out.
 
     Never raises for a NAS-side fault (or a password the current keys cannot decrypt): the report
@@ -177,7 +181,7 @@ def test_connection(nas: NAS, *, timeout: Timeout = TEST_TIMEOUT) -> ConnectionR
         if not nas.service_username or not password:
             found = _Found(False, "", "no_account", _fixed(f"{nas.pk}: {NO_SERVICE_ACCOUNT}"))
         else:
-            found = _test_signed_in(nas, password, timeout)
+            found = _test_signed_in(nas, password, timeout, deadline)
     except DecryptionError as error:
         found = _Found(False, "", "error", _fixed(f"{nas.pk}: {error}"))
 
@@ -214,11 +218,11 @@ def _fixed(text: str) -> Callable[[], str]:
     return lambda: text
 
 
-def _test_signed_in(nas: NAS, password: str, timeout: Timeout) -> _Found:
+def _test_signed_in(nas: NAS, password: str, timeout: Timeout, deadline: float) -> _Found:
     version = ""
     try:
         with DSMClient(nas.base_url, nas.service_username, password, verify=nas.tls_verify, timeout=timeout,
-                       session_name=TEST_SESSION) as dsm:
+                       deadline=deadline, session_name=TEST_SESSION) as dsm:
             version = dsm.dsm_version()
             total = dsm.count_users()
     except DSMError as error:

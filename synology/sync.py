@@ -42,7 +42,8 @@ log = logging.getLogger(__name__)
 
 BACKOFF_BASE = timedelta(minutes=1)
 CLAIM_LEASE = timedelta(minutes=10)  # sync_due pushes next_sync_at this far while a run is queued
-LOCK_TTL = 15 * 60.0  # seconds; longer than any sync (timeouts bound every HTTP call)
+LOCK_TTL = 15 * 60.0  # seconds; longer than any sync (SYNC_DEADLINE bounds the whole conversation)
+SYNC_DEADLINE = 10 * 60.0  # seconds for a scheduled sync's whole conversation with the NAS
 NO_SERVICE_ACCOUNT = "no service account: set its user name and password"
 DISABLED = "enable it to sync it"  # summary: `ds923: disabled: enable it to sync it`
 WRITE_BATCH = 1000
@@ -276,6 +277,7 @@ def sync_nas(
     *,
     trigger: str = "schedule",
     timeout: Timeout = DEFAULT_TIMEOUT,
+    deadline: float = SYNC_DEADLINE,
     progress: Progress | None = None,
     lock_wait: float = 0.0,
     page_size: int | None = None,
@@ -296,13 +298,14 @@ def sync_nas(
         fresh = NAS.objects.select_related("household").defer("service_password").get(pk=nas_id)
         if not fresh.enabled:
             return SyncResult(nas_id, "disabled", message=DISABLED)
-        return _sync_locked(fresh, trigger=trigger, timeout=timeout, progress=progress, page_size=page_size)
+        return _sync_locked(fresh, trigger=trigger, timeout=timeout, deadline=deadline, progress=progress,
+                            page_size=page_size)
     finally:
         lock.release()
 
 
 def _sync_locked(
-    nas: NAS, *, trigger: str, timeout: Timeout, progress: Progress | None, page_size: int | None
+    nas: NAS, *, trigger: str, timeout: Timeout, deadline: float, progress: Progress | None, page_size: int | None
 ) -> SyncResult:
     started = timezone.now()
     clock = time.monotonic()
@@ -322,6 +325,7 @@ def _sync_locked(
             password,
             verify=nas.tls_verify,
             timeout=timeout,
+            deadline=deadline,
             progress=progress,
             **kwargs,
         ) as dsm:

@@ -10,6 +10,10 @@ SynoToken in the X-SYNO-TOKEN header. Accounts can need 2FA (403), be non-admins
 Fault switches (`fake.fault(...)`): connection refused (`fake.stop()`), slow answers (timeouts),
 HTTP 500, non-JSON, a 307 redirect, a missing `data`, `success: false` without a code, an error
 code, failure on page N of the listing, an expired session (119 once). Open sessions are tracked: `fake.sessions`.
+A NAS that drips its answer one byte every `seconds` (`drip`: status line, headers and body;
+`drip_body`: headers at once, then the body), and one whose answer never ends (`oversize`: no
+Content-Length, bytes until the client hangs up; `oversize_declared`: a 100 MiB Content-Length first);
+`fake.bytes_sent` counts what those two wrote.
 
     with FakeDSM(mode="dsm7") as fake:
         fake.add_user("mael.valais", email="Mael@Example.com")
@@ -40,6 +44,7 @@ class ServiceAccount:
 @dataclass
 class Fault:
     kind: str  # http500 | nonjson | no_data | no_code | code | sleep | expire_session | malformed | redirect
+    #           | drip | drip_body (one byte every `seconds`) | oversize | oversize_declared (an endless body)
     api: str | None = None  # None: any API
     method: str | None = None
     page: int | None = None  # list calls only: 0-based page index (offset // limit)
@@ -87,6 +92,7 @@ class FakeDSM:
         # What SYNO.DSM.Info getinfo reports as version_string (DSM 6.2 mode: a 6.2 string).
         self.dsm_version = "DSM 7.2.2-72806 Update 3" if mode == "dsm7" else "DSM 6.2.4-25556 Update 7"
         self.offer_info = True
+        self.bytes_sent = 0  # oversize faults: bytes of endless body written before the client hung up
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._server: ThreadingHTTPServer | None = None
@@ -196,13 +202,52 @@ class _Handler(BaseHTTPRequestHandler):
         params.update(parse_qs(body))
         self._handle(params)
 
+    _drip: Fault | None = None
+
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
+        if self._drip is not None:
+            return self._send_dripping(status, body, content_type, self._drip)
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _send_dripping(self, status: int, body: bytes, content_type: str, fault: Fault) -> None:
+        head = (f"HTTP/1.1 {status} OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+                "Connection: close\r\n\r\n").encode()
+        self.close_connection = True
+        try:
+            if fault.kind == "drip_body":
+                self.wfile.write(head)
+                self.wfile.flush()
+                head = b""
+            data = head + body
+            for i in range(len(data)):
+                self.wfile.write(data[i:i + 1])
+                self.wfile.flush()
+                if self.dsm._wake.wait(fault.seconds):
+                    return  # the fake is stopping
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _send_endless(self, fault: Fault) -> None:
+        self.close_connection = True
+        chunk = b'{"success": true, "data": {"users": [' + b'{"name": "x"}, ' * 4000
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n")
+            if fault.kind == "oversize_declared":
+                self.wfile.write(f"Content-Length: {100 * 1024 * 1024}\r\n".encode())
+            self.wfile.write(b"\r\n")
+            while not self.dsm._wake.is_set():
+                self.wfile.write(chunk)
+                with self.dsm._lock:
+                    self.dsm.bytes_sent += len(chunk)
+                if fault.kind == "oversize_declared" and self.dsm.bytes_sent > 100 * 1024 * 1024:
+                    return
         except (BrokenPipeError, ConnectionResetError):
             pass
 
@@ -223,6 +268,10 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "sleep":
                 dsm._wake.wait(fault.seconds)
+            elif fault.kind in ("drip", "drip_body"):
+                self._drip = fault  # the real answer, one byte at a time
+            elif fault.kind in ("oversize", "oversize_declared"):
+                return self._send_endless(fault)
             elif fault.kind == "redirect":
                 try:
                     self.send_response(307)
