@@ -231,6 +231,24 @@ class UpstreamAdmin(OperatorOnlyAdmin):
     list_display = ("id", "type", "name", "issuer", "enabled", "managed", "redirect_uri")
     readonly_fields = ("managed", "redirect_uri")
 
+    def save_model(self, request, obj, form, change) -> None:
+        """A changed issuer drops the upstream's sign-in links (they are bound to the issuer they
+        were made under), in the same transaction as the change, and says so."""
+        from django.contrib import messages
+        from django.db import transaction
+        from django.utils.translation import ngettext
+
+        previous = Upstream.objects.filter(pk=obj.pk).first() if change else None
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            dropped = services.drop_links_on_issuer_change(obj, previous.effective_issuer) if previous else 0
+        if dropped:
+            self.message_user(request, ngettext(
+                "The issuer changed: %(count)d sign-in link was dropped; people link again by their "
+                "verified email on their next sign-in.",
+                "The issuer changed: %(count)d sign-in links were dropped; people link again by their "
+                "verified email on their next sign-in.", dropped) % {"count": dropped}, messages.WARNING)
+
     @admin.display(description=_("redirect URI to register at the upstream"))
     def redirect_uri(self, upstream: Upstream) -> str:
         if not upstream.pk:

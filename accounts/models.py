@@ -9,6 +9,7 @@ from django.db import models
 
 from identityhub.crypto import EncryptedTextField
 
+GOOGLE_ISSUER = "https://accounts.google.com"  # type `google` has this fixed issuer
 ASCII_UPPER_TO_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
@@ -19,6 +20,14 @@ def normalize_email(email: str) -> str:
     `\u212aate@example.com` matched kate@example.com. Other letters are compared exactly as written.
     """
     return (email or "").strip().translate(ASCII_UPPER_TO_LOWER)
+
+
+def issuer_of(type: str, issuer: str) -> str:
+    """The issuer an upstream of this type and `issuer` field signs in with: its sign-in links are bound
+    to it. `google` has Google's fixed issuer unless one is given; `mock` (development) has none."""
+    if type == "mock":
+        return ""
+    return (issuer or GOOGLE_ISSUER).rstrip("/")
 
 
 def normalize_domain(domain: str) -> str:
@@ -137,6 +146,11 @@ class Upstream(models.Model):
 
     def __str__(self) -> str:
         return self.label
+
+    @property
+    def effective_issuer(self) -> str:
+        """The issuer its sign-in links are bound to (`UserSocialAuth.extra_data["iss"]`)."""
+        return issuer_of(self.type, self.issuer)
 
     @property
     def label(self) -> str:

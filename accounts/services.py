@@ -6,8 +6,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import transaction
+from social_django.models import UserSocialAuth
 
-from .models import Household, Membership, Upstream, User, normalize_domain, normalize_email
+from .models import Household, Membership, Upstream, User, issuer_of, normalize_domain, normalize_email
 from .roles import sync_staff_flag
 
 
@@ -34,6 +35,7 @@ def declare_upstream(
         raise ValueError(f"unknown upstream type {type!r} (google | oidc | mock)")
     if type == Upstream.Type.OIDC and not issuer:
         raise ValueError(f"upstream {upstream_id}: type oidc needs an issuer")
+    previous = Upstream.objects.filter(pk=upstream_id).first()
     upstream, _ = Upstream.objects.update_or_create(
         pk=upstream_id,
         defaults={
@@ -48,7 +50,29 @@ def declare_upstream(
             "enabled": True,
         },
     )
+    if previous is not None:
+        drop_links_on_issuer_change(upstream, previous.effective_issuer)
     return upstream
+
+
+def links_dropped_by(upstream: Upstream | None, type: str, issuer: str) -> int:
+    """How many sign-in links changing `upstream` to (`type`, `issuer`) would drop: all of them when
+    its effective issuer changes (a link is bound to the issuer it was made under), else none."""
+    if upstream is None or upstream.effective_issuer == issuer_of(type, issuer):
+        return 0
+    return UserSocialAuth.objects.filter(provider=upstream.pk).count()
+
+
+@transaction.atomic
+def drop_links_on_issuer_change(upstream: Upstream, previous_issuer: str) -> int:
+    """After `upstream` was saved: if its effective issuer is no longer `previous_issuer`, delete its
+    sign-in links (the new issuer's subjects are not the old one's; people link again by verified
+    email on their next sign-in). Returns how many were dropped. Used by `hub apply` (through
+    `declare_upstream`) and by the console."""
+    if upstream.effective_issuer == previous_issuer:
+        return 0
+    dropped, _ = UserSocialAuth.objects.filter(provider=upstream.pk).delete()
+    return dropped
 
 
 def declare_household(household_id: str, name: str, *, managed: bool = False) -> Household:

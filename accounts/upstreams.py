@@ -20,9 +20,8 @@ from social_core.backends.open_id_connect import OpenIdConnectAuth
 from social_core.exceptions import AuthException
 from social_django.utils import load_strategy
 
-from .models import Upstream, normalize_email
+from .models import GOOGLE_ISSUER, Upstream, normalize_email
 
-GOOGLE_ISSUER = "https://accounts.google.com"
 PASSED_ON_PARAMS = ("prompt", "max_age")  # forwarded to the upstream (stack-pitfalls: prompt=login)
 
 

@@ -262,6 +262,7 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.social_user",
     "accounts.pipeline.link_declared_person",
     "social_core.pipeline.social_auth.associate_user",
+    "accounts.pipeline.bind_link_to_issuer",  # a new link records the issuer it was made under
 )
 
 # --- OpenID Connect provider (django-oauth-toolkit) -----------------------------------------

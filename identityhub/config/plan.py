@@ -18,6 +18,7 @@ from django.db.models import Q
 from oauth2_provider.models import Application
 
 from accounts.models import Household, Membership, Upstream, User, normalize_domain, normalize_email
+from accounts.services import links_dropped_by
 from synology.models import NAS, AccountMapping
 
 from .claims import rule_to_json
@@ -86,6 +87,7 @@ class ClientWant:
     client_secret: str | None  # None: public client
     redirect_uris: list[str]
     post_logout_redirect_uris: list[str]
+    backchannel_logout_uri: str
     nas: str | None
     households: list[str]  # [] = the bound NAS's household
     skip_consent: bool
@@ -148,6 +150,7 @@ def desired_state(loaded: LoadedConfig) -> Desired:
                 client_id=c.client_id, name=c.name or c.client_id, client_secret=c.client_secret,
                 redirect_uris=list(dict.fromkeys(c.redirect_uris)),
                 post_logout_redirect_uris=list(dict.fromkeys(c.post_logout_redirect_uris)),
+                backchannel_logout_uri=c.backchannel_logout_uri,
                 nas=c.nas, households=sorted(set(c.households or [])), skip_consent=c.skip_consent,
                 claims={name: rule_to_json(rule) for name, rule in c.claims.items()}, path=("clients", i, "client_id"),
             )
@@ -227,6 +230,16 @@ def _operators_note(current: list[str], wanted: list[str]) -> str | None:
     return " ".join(parts) or None
 
 
+def _issuer_note(fields: list[str], dropped: int) -> list[str]:
+    """A changed issuer drops the upstream's sign-in links (they are bound to it): say how many."""
+    if not dropped:
+        return fields
+    note = f"issuer (its {dropped} sign-in link{'s' if dropped != 1 else ''} will be dropped)"
+    if "issuer" in fields:
+        return [note if f == "issuer" else f for f in fields]
+    return [*fields, note]  # the type changed the effective issuer (google <-> oidc)
+
+
 def _accounts_note(current: dict[str, tuple[str, bool]], wanted: dict[str, str]) -> str | None:
     parts = [f"+ {e}" for e in wanted if e not in current]
     parts += [f"- {e}" for e in current if e not in wanted]
@@ -276,6 +289,7 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
             note = _secret_note(u.client_secret or "", w.client_secret)
             if note:
                 fields.append(f"client_secret ({note})")
+            fields = _issuer_note(fields, links_dropped_by(u, w.type, w.issuer))
         b.object("upstream", w.id, w, u is not None, bool(u and u.managed), fields)
 
     # households
@@ -356,6 +370,7 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
                 "name": a.name,
                 "redirect_uris": a.redirect_uris.split(),
                 "post_logout_redirect_uris": a.post_logout_redirect_uris.split(),
+                "backchannel_logout_uri": profile.backchannel_logout_uri if profile else "",
                 "skip_consent": a.skip_authorization,
                 "grant_type": a.authorization_grant_type,
                 "algorithm": a.algorithm,
@@ -367,6 +382,7 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
                 "name": w.name,
                 "redirect_uris": w.redirect_uris,
                 "post_logout_redirect_uris": w.post_logout_redirect_uris,
+                "backchannel_logout_uri": w.backchannel_logout_uri,
                 "skip_consent": w.skip_consent,
                 "grant_type": Application.GRANT_AUTHORIZATION_CODE,
                 "algorithm": Application.RS256_ALGORITHM,

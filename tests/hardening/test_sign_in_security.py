@@ -14,7 +14,7 @@ from __future__ import annotations
 import pytest
 from social_django.models import UserSocialAuth
 
-from accounts.models import normalize_email
+from accounts.models import User, normalize_email
 from identityhub.models import AuditEvent
 from tests.conftest import upstream_round_trip
 from tests.fakes.oidc_upstream import Identity
@@ -61,3 +61,159 @@ def test_a_kelvin_sign_is_a_person_of_its_own_in_config_and_mappings(kate, nas):
     from accounts.services import declare_person
 
     assert declare_person(f"{KELVIN}ate@example.com") != kate
+
+
+# --- 7. links are bound to the upstream's issuer ----------------------------------------------
+@pytest.fixture
+def issuer_b():
+    from tests.fakes.oidc_upstream import FakeOIDCProvider
+
+    provider = FakeOIDCProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def work(db, upstream_provider):
+    """Upstream `work` at issuer A (the `upstream_provider` fake)."""
+    from accounts.services import declare_upstream
+
+    return declare_upstream("work", "oidc", name="Work", issuer=upstream_provider.issuer,
+                            client_id=upstream_provider.client_id, client_secret=upstream_provider.client_secret)
+
+
+def _link_mael_at_a(client, upstream_provider, mael):
+    upstream_provider.identity = Identity(sub="123", email="mael@example.com")
+    assert upstream_round_trip(client, "work")["Location"] == "/profile/"
+    client.logout()
+    link = UserSocialAuth.objects.get(provider="work", uid="123")
+    assert link.user == mael
+    return link
+
+
+def _attacker_at_b(client, issuer_b):
+    """Someone at the new issuer whose `sub` collides, with an unverified, undeclared email."""
+    issuer_b.identity = Identity(sub="123", email="attacker@evil.example", email_verified=False)
+    return upstream_round_trip(client, "work")
+
+
+def test_a_new_link_records_the_issuer_it_was_made_under(client, upstream_provider, work, mael):
+    link = _link_mael_at_a(client, upstream_provider, mael)
+    assert link.extra_data["iss"] == upstream_provider.issuer
+
+
+def test_a_colliding_subject_at_a_new_issuer_is_not_the_old_person(client, upstream_provider, issuer_b, work, mael):
+    """The attack, with the issuer changed behind the services' back (shell, old code, a restore)."""
+    _link_mael_at_a(client, upstream_provider, mael)
+    from accounts.models import Upstream
+
+    Upstream.objects.filter(pk="work").update(issuer=issuer_b.issuer)
+    response = _attacker_at_b(client, issuer_b)
+    assert response.status_code == 403
+    assert b"has not verified" in response.content
+    assert "_auth_user_id" not in client.session
+    assert not UserSocialAuth.objects.filter(provider="work", user=mael).exists()  # the stale link is gone
+    # mael himself, at the new issuer, links again by his verified email
+    issuer_b.identity = Identity(sub="b-mael", email="mael@example.com")
+    assert upstream_round_trip(client, "work")["Location"] == "/profile/"
+    assert client.session["_auth_user_id"] == str(mael.pk)
+    link = UserSocialAuth.objects.get(provider="work", user=mael)
+    assert (link.uid, link.extra_data["iss"]) == ("b-mael", issuer_b.issuer)
+
+
+def test_an_id_token_from_another_issuer_is_refused(mael, work):
+    from types import SimpleNamespace
+
+    from accounts.pipeline import SignInRefused, link_declared_person
+
+    backend = SimpleNamespace(upstream=work, name="work", id_token={"iss": "https://elsewhere.example"})
+    with pytest.raises(SignInRefused) as refused:
+        link_declared_person(backend, {"email": "mael@example.com"}, {"email_verified": True}, "123")
+    assert refused.value.reason == "issuer_mismatch"
+
+
+def test_google_links_are_bound_to_googles_fixed_issuer(db):
+    from accounts.models import Upstream
+
+    assert Upstream(id="g", type="google").effective_issuer == "https://accounts.google.com"
+    assert Upstream(id="w", type="oidc", issuer="https://login.example.org/").effective_issuer == \
+        "https://login.example.org"
+
+
+WORK_CONFIG = """\
+version: 1
+issuer: http://127.0.0.1:8000
+upstreams:
+  - id: work
+    type: oidc
+    issuer: {issuer}
+    client_id: hub-at-upstream
+    client_secret: upstream-secret-0123456789-abcdefghijkl
+households:
+  - id: valais
+    name: Valais family
+    members:
+      - {{email: mael@example.com, name: Maël Valais, role: admin}}
+      - {{email: mum@example.com, name: Mum}}
+"""
+
+
+def test_hub_plan_says_an_issuer_change_drops_the_links_and_apply_drops_them(
+        client, tmp_path, upstream_provider, issuer_b, mael, mum):
+    from tests.config.conftest import call_hub
+
+    path = tmp_path / "hub.yaml"
+    path.write_text(WORK_CONFIG.format(issuer=upstream_provider.issuer), encoding="utf-8")
+    assert call_hub("apply", str(path), "--adopt").code == 0
+    _link_mael_at_a(client, upstream_provider, mael)
+    upstream_provider.identity = Identity(sub="456", email="mum@example.com")
+    upstream_round_trip(client, "work")
+    client.logout()
+    assert UserSocialAuth.objects.filter(provider="work").count() == 2
+
+    path.write_text(WORK_CONFIG.format(issuer=issuer_b.issuer), encoding="utf-8")
+    plan = call_hub("plan", str(path))
+    assert plan.out.splitlines() == ["~ upstream work: issuer (its 2 sign-in links will be dropped)",
+                                     "Plan: 0 to create, 1 to change, 0 to remove."], plan.output
+    assert UserSocialAuth.objects.filter(provider="work").count() == 2  # plan touches nothing
+    applied = call_hub("apply", str(path))
+    assert applied.code == 0, applied.output
+    assert not UserSocialAuth.objects.filter(provider="work").exists()
+    assert _attacker_at_b(client, issuer_b).status_code == 403
+    assert "_auth_user_id" not in client.session
+
+
+def test_changing_the_issuer_in_the_console_drops_the_links(client, upstream_provider, issuer_b, work, mael):
+    from django.urls import reverse
+
+    from tests.conftest import signed_in
+
+    _link_mael_at_a(client, upstream_provider, mael)
+    operator = signed_in(client.__class__(), User.objects.create_superuser("op@example.com"))
+    url = reverse("admin:accounts_upstream_change", args=["work"])
+    form = {"id": "work", "type": "oidc", "name": "Work", "issuer": issuer_b.issuer, "client_id": "hub-at-upstream",
+            "client_secret": "", "allowed_domains": "[]", "enabled": "on", "position": "0"}
+    response = operator.post(url, form, follow=True)
+    assert response.status_code == 200
+    assert "1 sign-in link" in response.content.decode()
+    assert not UserSocialAuth.objects.filter(provider="work").exists()
+    assert _attacker_at_b(client, issuer_b).status_code == 403
+    # an unchanged issuer keeps the links
+    issuer_b.identity = Identity(sub="b-mael", email="mael@example.com")
+    upstream_round_trip(client, "work")
+    operator.post(url, {**form, "name": "Work (renamed)"})
+    assert UserSocialAuth.objects.filter(provider="work", user=mael).exists()
+
+
+def test_the_migration_records_the_current_issuer_of_existing_links(mael, work, google_like):
+    import importlib
+
+    from django.apps import apps
+
+    UserSocialAuth.objects.create(user=mael, provider="work", uid="123", extra_data={})
+    UserSocialAuth.objects.create(user=mael, provider="google", uid="g-1", extra_data={"iss": "kept"})
+    UserSocialAuth.objects.create(user=mael, provider="gone", uid="x", extra_data={})
+    migration = importlib.import_module("accounts.migrations.0004_bind_sign_in_links_to_issuers")
+    migration.record_issuers(apps, None)
+    iss = dict(UserSocialAuth.objects.values_list("provider", "extra_data__iss"))
+    assert iss == {"work": work.issuer, "google": "kept", "gone": None}
