@@ -309,6 +309,12 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
     "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,  # RFC 9207 `iss` on authorization responses
+    # Access and refresh tokens are kept only as their SHA-256 `token_checksum` (the `token` column
+    # is blank; migration oidc.0005 blanked the rows stored before). Needs a zero grace period.
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
+    # No access token in a query string (DOT's gate covers verify_request; the validator refuses it
+    # at userinfo too, which DOT answers through oauthlib without that gate).
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
 }
 OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
 OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"

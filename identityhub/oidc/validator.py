@@ -18,12 +18,14 @@ import hashlib
 import json
 import logging
 from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 from django.db import connection
 from django.utils import timezone
 from jwcrypto import jws, jwt
 from oauth2_provider.models import AccessToken, Grant, RefreshToken
 from oauth2_provider.oauth2_validators import OAuth2Validator
+from oauth2_provider.settings import oauth2_settings
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from identityhub.audit import record_event
@@ -244,6 +246,12 @@ class HubOAuth2Validator(OAuth2Validator):
 
     # --- userinfo / protected resources -------------------------------------------------------
     def validate_bearer_token(self, token, scopes, request):
+        if oauth2_settings.COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT and _token_in_query(request):
+            # RFC 9700 §4.3.2: URLs end up in logs and Referer headers. DOT only checks this in
+            # verify_request; its userinfo view reaches here through oauthlib without that gate.
+            request.oauth2_error = {"error": "invalid_request",
+                                    "error_description": "send the access token in the Authorization header"}
+            return False
         if not super().validate_bearer_token(token, scopes, request):
             return False
         if request.user is None:
@@ -295,6 +303,12 @@ class HubOAuth2Validator(OAuth2Validator):
         # without this parse, jwt.JWT raised a bare ValueError later (a 500 at /logout/).
         jws.JWS().deserialize(token)
         return keys.keyring().published
+
+
+def _token_in_query(request) -> bool:
+    """True when the request's URL query carries an `access_token` parameter."""
+    query = urlsplit(request.uri or "").query
+    return "access_token" in parse_qs(query, keep_blank_values=True)
 
 
 def has_consent(user, application, scopes) -> bool:
