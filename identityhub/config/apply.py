@@ -115,6 +115,7 @@ def _execute(plan: Plan, step: list) -> None:
             public=c.client_secret is None, nas=NAS.objects.get(pk=c.nas) if c.nas else None,
             households=list(Household.objects.filter(pk__in=c.households)), skip_consent=c.skip_consent,
             post_logout_redirect_uris=c.post_logout_redirect_uris, extra_claims=c.claims, managed=True,
+            backchannel_logout_uri=c.backchannel_logout_uri,
         )
 
     # --prune: clients first (they hold NASes), NASes before households (they hold households).

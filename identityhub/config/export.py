@@ -150,6 +150,8 @@ def export_config() -> tuple[str, list[str]]:
         item["redirect_uris"] = [_esc(uri) for uri in a.redirect_uris.split()]
         if a.post_logout_redirect_uris.split():
             item["post_logout_redirect_uris"] = [_esc(uri) for uri in a.post_logout_redirect_uris.split()]
+        if profile.backchannel_logout_uri:
+            item["backchannel_logout_uri"] = _esc(profile.backchannel_logout_uri)
         if profile.nas_id:
             item["nas"] = profile.nas_id
         if household_ids:

@@ -175,6 +175,10 @@ class ClientSpec(Strict):
     client_secret_file: str | None = Field(None, description="file holding client_secret")
     redirect_uris: list[str]
     post_logout_redirect_uris: StrList = Field(default_factory=list)
+    backchannel_logout_uri: str = Field(
+        "", description="OpenID Connect Back-Channel Logout: the hub POSTs logout tokens here (https, or http on "
+        "loopback only)",
+    )
     nas: str | None = Field(None, description="username claim = the person's account on this NAS")
     households: list[str] | None = Field(None, description="default: the bound NAS's household")
     skip_consent: Bool = False

@@ -11,7 +11,7 @@ from django.core.validators import validate_email
 
 from accounts.models import normalize_email
 from identityhub.oidc.hashers import check_secret_strength
-from identityhub.oidc.services import check_redirect_uri, is_loopback
+from identityhub.oidc.services import check_backchannel_logout_uri, check_redirect_uri, is_loopback
 
 from .errors import Problem
 from .load import LoadedConfig
@@ -209,6 +209,13 @@ def check_semantics(loaded: LoadedConfig) -> list[Problem]:
                 problem = redirect_uri_problem(uri)
                 if problem:
                     add((*at, key, j), f"client {cid}: {problem}")
+        if client.backchannel_logout_uri:
+            try:
+                problem = check_backchannel_logout_uri(client.backchannel_logout_uri)
+            except ValueError:
+                problem = f"back-channel logout URI {client.backchannel_logout_uri!r} is not a valid URL"
+            if problem:
+                add((*at, "backchannel_logout_uri"), f"client {cid}: {problem}")
         if client.client_secret is not None:
             problem = check_secret_strength(client.client_secret)  # also refuses hash-looking values
             if problem:

@@ -59,7 +59,8 @@ class ApplicationAdmin(HouseholdScopedAdmin):
     search_fields = ("name", "client_id")
     fieldsets = [
         (None, {"fields": ["name", "client_id", "client_type"]}),
-        (gettext_lazy("Redirects"), {"fields": ["redirect_uris", "post_logout_redirect_uris"]}),
+        (gettext_lazy("Redirects"), {"fields": ["redirect_uris", "post_logout_redirect_uris",
+                                                "backchannel_logout_uri"]}),
         (gettext_lazy("Who may use it"), {"fields": ["nas", "households", "skip_authorization"]}),
     ]
 
@@ -222,6 +223,11 @@ class ApplicationAdmin(HouseholdScopedAdmin):
     @admin.display(description=gettext_lazy("households who may use it"))
     def households(self, obj) -> str:
         return self.used_by(obj)
+
+    @admin.display(description=gettext_lazy("Back-channel logout URI"))
+    def backchannel_logout_uri(self, obj) -> str:
+        profile = profile_of(obj)
+        return (profile.backchannel_logout_uri if profile else "") or "—"
 
     @admin.display(description=gettext_lazy("who may use it"))
     def used_by(self, obj) -> str:

@@ -16,7 +16,7 @@ from synology.models import NAS
 
 from .claims import all_scopes
 from .models import ClientProfile
-from .services import check_client_households, check_client_id, check_redirect_uri
+from .services import check_backchannel_logout_uri, check_client_households, check_client_id, check_redirect_uri
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,11 @@ class ApplicationForm(forms.ModelForm):
         label=gettext_lazy("Post-logout redirect URIs"), required=False, widget=forms.Textarea(attrs={"rows": 2}),
         help_text=gettext_lazy("One per line; where the app may send people after signing out (optional)."),
     )
+    backchannel_logout_uri = forms.CharField(
+        label=gettext_lazy("Back-channel logout URI"), required=False, max_length=500,
+        help_text=gettext_lazy("Optional: where the hub tells the app that a person signed out (OpenID Connect "
+                               "Back-Channel Logout); https, or http on loopback only."),
+    )
     nas = forms.ModelChoiceField(
         label=gettext_lazy("Bound NAS"), queryset=NAS.objects.none(), required=False,
         help_text=gettext_lazy("For a DSM app: the username claim is the person's account on this NAS."),
@@ -124,6 +129,8 @@ class ApplicationForm(forms.ModelForm):
         if self.instance.pk:
             self.initial["redirect_uris"] = "\n".join(self.instance.redirect_uris.split())
             self.initial["post_logout_redirect_uris"] = "\n".join(self.instance.post_logout_redirect_uris.split())
+        if self.profile is not None:
+            self.initial["backchannel_logout_uri"] = self.profile.backchannel_logout_uri
         if self.profile is not None:
             current = list(self.profile.households.all())
             self.initial["households"] = [h.pk for h in current if scope.sees_household(h.pk)]
@@ -165,6 +172,13 @@ class ApplicationForm(forms.ModelForm):
     def clean_post_logout_redirect_uris(self) -> str:
         return self._clean_uris("post_logout_redirect_uris")
 
+    def clean_backchannel_logout_uri(self) -> str:
+        uri = (self.cleaned_data.get("backchannel_logout_uri") or "").strip()
+        problem = check_backchannel_logout_uri(uri) if uri else None
+        if problem:
+            raise forms.ValidationError(problem)
+        return uri
+
     def clean(self):
         cleaned = super().clean()
         if "households" in cleaned:
@@ -191,6 +205,7 @@ class ApplicationForm(forms.ModelForm):
             "nas": cleaned.get("nas"),
             "households": self.all_households(),
             "skip_consent": bool(cleaned.get("skip_authorization")),
+            "backchannel_logout_uri": cleaned.get("backchannel_logout_uri", ""),
         }
 
 

@@ -46,6 +46,17 @@ def check_redirect_uri(uri: str) -> str | None:
     return None
 
 
+def check_backchannel_logout_uri(uri: str) -> str | None:
+    """None when acceptable: like a redirect URI (https, or http on loopback only; no fragment),
+    at most 500 characters. The hub POSTs logout tokens there (OpenID Connect Back-Channel Logout)."""
+    problem = check_redirect_uri(uri)
+    if problem:
+        return problem.replace("redirect URI", "back-channel logout URI", 1)
+    if len(uri) > 500:
+        return f"back-channel logout URI {uri[:40]!r}… is longer than 500 characters"
+    return None
+
+
 @transaction.atomic
 def register_client(
     client_id: str,
@@ -60,18 +71,23 @@ def register_client(
     post_logout_redirect_uris: Iterable[str] = (),
     extra_claims: dict | None = None,
     managed: bool = False,
+    backchannel_logout_uri: str | None = None,
 ) -> tuple[Application, str | None]:
     """Create or update a client. Returns it and, when the hub generated one, the new secret.
 
     A confidential client without a given secret gets a generated 256-bit one on creation or when
     it was public until now (shown once by the caller); an existing secret is kept unless a new one
-    is given.
+    is given. `backchannel_logout_uri` None keeps the stored one ("" removes it).
     """
     redirect_uris = list(dict.fromkeys(redirect_uris))
     if not redirect_uris:
         raise ClientError(f"client {client_id}: at least one redirect URI is required")
     for uri in [*redirect_uris, *post_logout_redirect_uris]:
         problem = check_redirect_uri(uri)
+        if problem:
+            raise ClientError(f"client {client_id}: {problem}")
+    if backchannel_logout_uri:
+        problem = check_backchannel_logout_uri(backchannel_logout_uri)
         if problem:
             raise ClientError(f"client {client_id}: {problem}")
     if client_secret is not None:
@@ -107,6 +123,8 @@ def register_client(
     profile.nas = nas
     profile.extra_claims = extra_claims or {}
     profile.managed = managed
+    if backchannel_logout_uri is not None:
+        profile.backchannel_logout_uri = backchannel_logout_uri
     profile.save()
     profile.households.set(list(households))
     return application, generated
