@@ -45,9 +45,8 @@ def test_a_dripping_nas_is_cut_at_the_conversation_deadline(fake, kind):
     """A byte every 0.3 s never trips a per-read timeout (3 s here): only a total deadline stops it."""
     fake.fault(kind, api="SYNO.API.Info", seconds=0.3)
     started = time.monotonic()
-    with pytest.raises(DSMUnreachable) as raised:
-        with DSMClient(fake.url, USER, PASSWORD, timeout=(3.0, 3.0), deadline=2.0):
-            pass
+    with pytest.raises(DSMUnreachable) as raised, DSMClient(fake.url, USER, PASSWORD, timeout=(3.0, 3.0), deadline=2.0):
+        pass
     assert _elapsed(started) < 2.0 + 1.0
     assert str(raised.value) == f"{fake.url} did not answer within 2 s (API discovery (SYNO.API.Info))"
 
@@ -60,9 +59,9 @@ def test_a_nas_dripping_over_tls_is_cut_too(tmp_path):
     try:
         tls_fake.fault("drip_body", api="SYNO.API.Info", seconds=0.3)
         started = time.monotonic()
-        with pytest.raises(DSMUnreachable, match="did not answer within 1.5 s"):
-            with DSMClient(tls_fake.url, USER, PASSWORD, verify=False, timeout=(3.0, 3.0), deadline=1.5):
-                pass
+        with (pytest.raises(DSMUnreachable, match="did not answer within 1.5 s"),
+              DSMClient(tls_fake.url, USER, PASSWORD, verify=False, timeout=(3.0, 3.0), deadline=1.5)):
+            pass
         assert _elapsed(started) < 1.5 + 1.0
     finally:
         tls_fake.stop()
@@ -120,9 +119,8 @@ def test_an_endless_answer_stops_at_the_size_cap(fake, kind):
     fake.fault(kind, api="SYNO.API.Info")
     cap = 1024 * 1024
     started = time.monotonic()
-    with pytest.raises(DSMBadResponse) as raised:
-        with DSMClient(fake.url, USER, PASSWORD, max_response_bytes=cap):
-            pass
+    with pytest.raises(DSMBadResponse) as raised, DSMClient(fake.url, USER, PASSWORD, max_response_bytes=cap):
+        pass
     assert str(raised.value) == (
         f"API discovery (SYNO.API.Info): the answer from {fake.url} is larger than 1 MiB; stopped reading"
     )
