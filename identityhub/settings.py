@@ -135,6 +135,25 @@ CONTENT_SECURITY_POLICY = {
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+
+def hsts_seconds(issuer_scheme: str, configured: str | None) -> int:
+    """Strict-Transport-Security max-age: HUB_HSTS_SECONDS (default one year) for an https issuer,
+    never for an http one (development on loopback: HSTS there would pin 127.0.0.1 to https)."""
+    if issuer_scheme != "https":
+        return 0
+    seconds = int(configured) if configured not in (None, "") else 365 * 24 * 3600
+    if seconds < 0:
+        raise ImproperlyConfigured(f"HUB_HSTS_SECONDS must be 0 or more, got {configured!r}")
+    return seconds
+
+
+# Django's SecurityMiddleware sends it on https requests (behind the proxy: with HUB_BEHIND_PROXY=1).
+SECURE_HSTS_SECONDS = hsts_seconds(_issuer.scheme, os.environ.get("HUB_HSTS_SECONDS"))
+# Off unless asked: the hub's host is often a name under a household domain whose other names
+# (the NAS's own DSM page, a router, a printer) may still be plain http; includeSubDomains would
+# make browsers refuse them for a year.
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_flag("HUB_HSTS_INCLUDE_SUBDOMAINS")
+
 # --- apps ---------------------------------------------------------------------------------
 INSTALLED_APPS = [
     "console",  # before the admin: its templates override the admin's

@@ -143,3 +143,86 @@ def test_the_migration_repairs_a_checksum_that_does_not_match_the_stored_value(m
     _migration().hash_stored_tokens(django_apps, None)
     row = AccessToken.objects.get()
     assert row.token == "" and row.token_checksum == hashlib.sha256(access.encode()).hexdigest()
+
+
+# --- item 12: HSTS for https issuers, the CSP behind the proxy ------------------------------------
+_HEADERS_PROBE = """
+import json, django
+django.setup()
+from django.conf import settings
+from django.test import Client
+response = Client().get("/healthz", HTTP_HOST="id.example.com", HTTP_X_FORWARDED_PROTO="https")
+print(json.dumps({"hsts_seconds": settings.SECURE_HSTS_SECONDS,
+                  "sts": response.get("Strict-Transport-Security"),
+                  "csp": response.get("Content-Security-Policy")}))
+"""
+
+
+def _hub_env(tmp_path, **env):
+    import os
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "DATABASE_URL", "REDIS_URL"))}
+    return {**base, "DJANGO_SETTINGS_MODULE": "identityhub.settings", "HUB_DEBUG": "0",
+            "HUB_SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdef-xyz",
+            "HUB_ENCRYPTION_KEY": "8mB2kTq3Zy0VQqTeXMyv2H8sCeAJjH0EnQkCLvXb0n0=",
+            "HUB_VAR_DIR": str(tmp_path), "HUB_ALLOWED_HOSTS": "id.example.com,127.0.0.1", **env}
+
+
+def _probe(tmp_path, **env) -> dict:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", _HEADERS_PROBE], cwd=root, env=_hub_env(tmp_path, **env),
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_an_https_issuer_behind_the_proxy_sends_hsts_and_the_csp(tmp_path):
+    found = _probe(tmp_path, HUB_ISSUER="https://id.example.com", HUB_BEHIND_PROXY="1")
+    assert found["hsts_seconds"] == 31536000
+    assert found["sts"] == "max-age=31536000"  # no includeSubDomains unless asked (see operations.md)
+    assert "default-src 'self'" in found["csp"] and "frame-ancestors 'none'" in found["csp"]
+    assert "unsafe-inline" not in found["csp"]
+
+
+def test_hsts_follows_hub_hsts_seconds_and_may_include_subdomains(tmp_path):
+    found = _probe(tmp_path, HUB_ISSUER="https://id.example.com", HUB_BEHIND_PROXY="1", HUB_HSTS_SECONDS="600",
+                   HUB_HSTS_INCLUDE_SUBDOMAINS="1")
+    assert found["sts"] == "max-age=600; includeSubDomains"
+    off = _probe(tmp_path, HUB_ISSUER="https://id.example.com", HUB_BEHIND_PROXY="1", HUB_HSTS_SECONDS="0")
+    assert off["sts"] is None
+
+
+def test_an_http_loopback_issuer_sends_no_hsts(tmp_path):
+    found = _probe(tmp_path, HUB_ISSUER="http://127.0.0.1:8000", HUB_HSTS_SECONDS="31536000")
+    assert found["hsts_seconds"] == 0 and found["sts"] is None
+    assert "frame-ancestors 'none'" in found["csp"]  # the CSP does not depend on https
+
+
+def test_check_deploy_finds_hsts_set_for_an_https_issuer(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "manage.py", "check", "--deploy"], cwd=root, capture_output=True,
+                          text=True, timeout=60, env=_hub_env(tmp_path, HUB_ISSUER="https://id.example.com"))
+    assert "security.W004" not in done.stdout + done.stderr  # "You have not set SECURE_HSTS_SECONDS"
+
+
+def test_the_proxy_examples_add_hsts_and_keep_the_hubs_csp():
+    from pathlib import Path
+
+    proxy = Path(__file__).resolve().parents[2] / "deploy" / "proxy"
+    caddy, nginx = (proxy / "Caddyfile").read_text(), (proxy / "nginx.conf").read_text()
+    assert caddy.count('Strict-Transport-Security "max-age=31536000"') == 2  # both sites
+    assert nginx.count('add_header Strict-Transport-Security "max-age=31536000" always;') == 2
+    assert nginx.count("proxy_hide_header Strict-Transport-Security;") == 2  # one header, not two
+    for text in (caddy, nginx):
+        assert "Content-Security-Policy" in text  # the comments say why it is left alone …
+        directives = "\n".join(line for line in text.splitlines() if not line.strip().startswith("#"))
+        assert "Content-Security-Policy" not in directives  # … and nothing strips, replaces or adds one
