@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import update_session_auth_hash
 from django.db.models import Prefetch, Q
-from django.urls import reverse
+from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from social_django.models import UserSocialAuth
 
 from identityhub.models import AuditEvent
@@ -21,6 +25,7 @@ from .admin_scoping import (
     register_scope,
     scope_queryset,
 )
+from .hub_session import end_hub_sessions, request_sign_out
 from .models import Household, Membership, Upstream, User
 from .roles import is_operator
 
@@ -147,6 +152,37 @@ class PersonAdmin(HouseholdScopedAdmin):
         if person is not None:
             person.console_viewer = request.user  # per-request object: the read-only panels scope by it
         return person
+
+    # --- Sign out everywhere (a POST-only object tool) --------------------------------------------
+    def get_object_tools(self, request, obj) -> list[dict]:
+        if not self.has_view_permission(request, obj):
+            return []
+        return [{"id": "sign-out-everywhere", "label": _("Sign out everywhere"),
+                 "url": reverse("admin:accounts_user_sign_out_everywhere", args=[obj.pk])}]
+
+    def get_urls(self):
+        own = [path("<path:object_id>/sign-out-everywhere/", self.admin_site.admin_view(self.sign_out_everywhere_view),
+                    name="accounts_user_sign_out_everywhere")]
+        return own + super().get_urls()
+
+    def sign_out_everywhere_view(self, request, object_id):
+        """Every app the person signed in to gets a logout token and loses its tokens; every hub
+        session of the person ends. Only for people this admin may see (404 otherwise)."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        person = self.get_object(request, unquote(object_id))
+        if person is None or not self.has_view_permission(request, person):
+            raise Http404("No person with this id.")
+        ended = request_sign_out(person, reason="console")
+        end_hub_sessions(person)
+        if person.pk == request.user.pk:
+            update_session_auth_hash(request, person)  # this console session stays
+        self.log_change(request, person, "Signed out everywhere.")
+        messages.success(request, ngettext(
+            "%(person)s is signed out everywhere (%(count)s app session ended).",
+            "%(person)s is signed out everywhere (%(count)s app sessions ended).", ended,
+        ) % {"person": person.email, "count": ended})
+        return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[person.pk]))
 
     @admin.display(description=_("households"))
     def household_list(self, user: User) -> str:

@@ -12,5 +12,6 @@ urlpatterns = [
     path("account/", views.account, name="account"),
     path("profile/", views.profile, name="profile"),  # the old address: redirects to account/
     path("sign-out/", views.sign_out, name="sign-out"),
+    path("sign-out/everywhere/", views.sign_out_everywhere, name="sign-out-everywhere"),
     path("logged-out/", views.logged_out, name="logged-out"),
 ]

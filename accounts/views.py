@@ -24,6 +24,7 @@ from social_core.exceptions import SocialAuthBaseException
 from identityhub.audit import record_event
 
 from . import selectors
+from .hub_session import SID_SESSION_KEY, end_hub_sessions, new_sid, request_sign_out, session_sid
 from .models import Upstream, User
 from .pipeline import SignInRefused
 from .upstreams import PASSED_ON_PARAMS, UpstreamUnavailable, get_upstream, load_backend
@@ -136,6 +137,8 @@ def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
         django_login(request, user, backend=SESSION_BACKEND)
         request.session[AUTH_TIME_SESSION_KEY] = int(time.time())
         request.session["hub_upstream"] = upstream.pk
+        # The hub session's id (ID tokens' `sid`); kept when the same person signs in again here.
+        request.session.setdefault(SID_SESSION_KEY, new_sid())
         record_event("sign_in", user=user, upstream_id=upstream.pk)
 
     try:
@@ -184,7 +187,21 @@ def profile(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 def sign_out(request: HttpRequest) -> HttpResponse:
-    """Sign out of the hub (a CSRF-protected POST). The apps keep their own sessions and tokens."""
+    """Sign out of the hub (a CSRF-protected POST), and the apps signed in through this hub session
+    (back-channel logout; apps of the person's other devices stay signed in)."""
+    sid = session_sid(request.session, create=False)
+    if sid:
+        request_sign_out(request.user, sid=sid, reason="sign_out")
+    django_logout(request)
+    return redirect("accounts:logged-out")
+
+
+@require_POST
+def sign_out_everywhere(request: HttpRequest) -> HttpResponse:
+    """Sign out of every app, on every device (a CSRF-protected POST): the apps get logout tokens and
+    lose their tokens, the person's other hub sessions end, then this one."""
+    request_sign_out(request.user, reason="sign_out_everywhere")
+    end_hub_sessions(request.user)
     django_logout(request)
     return redirect("accounts:logged-out")
 

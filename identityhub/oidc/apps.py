@@ -9,7 +9,8 @@ class OidcConfig(AppConfig):
     def ready(self) -> None:
         from identityhub import housekeeping
 
-        from . import signals  # noqa: F401
+        from . import backchannel, signals  # noqa: F401
         from .housekeeping import housekeeping as provider_housekeeping
 
         housekeeping.register("provider", provider_housekeeping)
+        backchannel.connect_receivers()  # sign-outs, deactivations, households left (accounts' signals)

@@ -53,7 +53,7 @@ def extra_claims(user, decision: AccessDecision, scopes: set[str], application) 
 
 # Claims every ID token carries whose values belong to one sign-in (DOT and oauthlib set them);
 # `nonce` only when the client sent one.
-PER_SIGN_IN_CLAIMS = ("exp", "iat", "auth_time", "jti", "at_hash", "nonce")
+PER_SIGN_IN_CLAIMS = ("exp", "iat", "auth_time", "jti", "at_hash", "nonce", "sid")
 
 
 @dataclass(frozen=True)

@@ -94,7 +94,8 @@ class RedeemedCode(models.Model):
         null=True, blank=True, help_text="the sign-in time behind the code; refreshed ID tokens repeat it"
     )
     sid = models.CharField(
-        max_length=64, blank=True, default="", help_text="the hub session behind the code; refreshed ID tokens repeat it"
+        max_length=64, blank=True, default="",
+        help_text="the hub session behind the code; refreshed ID tokens repeat it",
     )
     redeemed = models.DateTimeField(auto_now_add=True, db_index=True)
 

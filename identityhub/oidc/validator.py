@@ -33,7 +33,7 @@ from identityhub.audit import record_event
 from . import keys
 from .claims import CLAIM_SCOPES, SUPPORTED_CLAIMS, build_claims
 from .context import current_http_request
-from .models import Consent, RedeemedCode
+from .models import ClientSession, Consent, RedeemedCode
 from .policy import AccessDecision, check_access
 from .selectors import load_client, load_grant
 
@@ -43,6 +43,7 @@ AUTH_TIME_KEY = "_hub_auth_time"  # kept inside Grant.claims: DOT's Grant has no
 # Also in Grant.claims: the authorization request carried redirect_uri, so the exchange must too
 # (RFC 6749 §4.1.3). The grant's redirect_uri column cannot tell: oauthlib stores the default there.
 REDIRECT_URI_SENT_KEY = "_hub_redirect_uri_sent"
+SID_KEY = "_hub_sid"  # the hub session (ID token `sid`, back-channel logout), kept the same way
 
 
 def _digest(value: str) -> str:
@@ -101,6 +102,9 @@ class HubOAuth2Validator(OAuth2Validator):
         auth_time = getattr(request, "hub_auth_time", None)
         if auth_time is not None:
             request.claims = {**(request.claims or {}), AUTH_TIME_KEY: auth_time}
+        sid = getattr(request, "hub_sid", None)
+        if sid:
+            request.claims = {**(request.claims or {}), SID_KEY: sid}
         return super()._create_authorization_code(request, code, expires)
 
     # --- token endpoint: the grant, loaded once ----------------------------------------------
@@ -156,6 +160,7 @@ class HubOAuth2Validator(OAuth2Validator):
         claims = json.loads(grant.claims) if grant.claims else {}
         request.hub_auth_time = claims.pop(AUTH_TIME_KEY, None)
         request.hub_redirect_uri_required = bool(claims.pop(REDIRECT_URI_SENT_KEY, False))
+        request.hub_sid = claims.pop(SID_KEY, None)
         if claims:
             request.claims = claims
         return self._authorize_person(request, grant.user, client)
@@ -220,7 +225,14 @@ class HubOAuth2Validator(OAuth2Validator):
                 access_token_checksum=access_token.token_checksum,
                 token_family=refresh_token.token_family if refresh_token else None,
                 auth_time=getattr(request, "hub_auth_time", None),
+                sid=getattr(request, "hub_sid", None) or "",
             )
+            if getattr(request, "hub_sid", None):
+                # Which clients got tokens in which hub session (back-channel logout): one upsert.
+                ClientSession.objects.bulk_create(
+                    [ClientSession(user=request.user, application=request.client, sid=request.hub_sid)],
+                    update_conflicts=True, unique_fields=["application", "sid"], update_fields=["last_seen"],
+                )
         decision = getattr(request, "hub_access", None)
         record_event("token_issued", user=request.user, client_id=request.client.client_id,
                      nas_id=decision.nas_id if decision else "", grant=request.grant_type)
@@ -229,10 +241,10 @@ class HubOAuth2Validator(OAuth2Validator):
         if not super().validate_refresh_token(refresh_token, client, request, *args, **kwargs):
             return False
         family = request.refresh_token_instance.token_family
-        request.hub_auth_time = (
-            RedeemedCode.objects.filter(token_family=family).values_list("auth_time", flat=True).first()
+        request.hub_auth_time, request.hub_sid = (
+            RedeemedCode.objects.filter(token_family=family).values_list("auth_time", "sid").first()
             if family else None
-        )
+        ) or (None, None)
         return self._authorize_person(request, request.user, client)
 
     def _authorize_person(self, request, user, client) -> bool:
@@ -285,6 +297,9 @@ class HubOAuth2Validator(OAuth2Validator):
         auth_time = getattr(request, "hub_auth_time", None)
         if auth_time:
             claims["auth_time"] = int(auth_time)
+        sid = getattr(request, "hub_sid", None)
+        if sid:
+            claims["sid"] = sid
         return claims, expiration_time
 
     def finalize_id_token(self, id_token, token, token_handler, request):

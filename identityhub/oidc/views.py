@@ -7,6 +7,7 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
+import base64
 import functools
 import json
 import time
@@ -38,10 +39,11 @@ from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
+from accounts.hub_session import session_sid
 from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params, render_refusal
 from identityhub.audit import record_event
 
-from . import keys
+from . import backchannel, keys
 from .context import current_http_request
 from .models import Consent, RedeemedCode
 from .policy import check_access
@@ -157,6 +159,8 @@ class HubAuthorizationView(AuthorizationView):
         credentials["hub_auth_time"] = request.session.get(AUTH_TIME_SESSION_KEY)
         return super().create_authorization_response(request, scopes, credentials, allow)
 
+        # And the hub session's id: the ID token's `sid`, and what back-channel logout signs out.
+        credentials["hub_sid"] = session_sid(request.session)
     # --- the error page -------------------------------------------------------------------------
     def error_response(self, error, application, **kwargs):
         """DOT redirects an error when oauthlib matched the redirect URI; a fatal one (unknown
@@ -311,7 +315,16 @@ class LogoutView(dot.RPInitiatedLogoutView):
         problem = check_redirect_uri(post_logout_redirect_uri)
         if problem:
             raise InvalidOIDCRedirectURIError(problem)
+        # The hub session that ends (read before DOT flushes it): its apps get logout tokens. Without
+        # a signed-in session, the sid of the id_token_hint DOT has just verified.
+        user = token_user or self.request.user
+        if self.request.user.is_authenticated and self.request.user == user:
+            sid = session_sid(self.request.session, create=False)
+        else:
+            sid = _hint_sid(self.request)
         if not application.post_logout_redirect_uri_allowed(post_logout_redirect_uri):
+        if sid and user.is_authenticated:
+            backchannel.sign_out_everywhere(user, sid=sid, reason="rp_logout")
             raise InvalidOIDCRedirectURIError("This client does not have this redirect uri registered.")
 
 
@@ -342,5 +355,19 @@ class JwksView(View):
     def get(self, request: HttpRequest) -> HttpResponse:
         response = JsonResponse(keys.keyring().public_jwks())
         response["Access-Control-Allow-Origin"] = "*"
+def _hint_sid(request: HttpRequest) -> str | None:
+    """The `sid` of the request's id_token_hint (only called once DOT has verified the hint)."""
+    hint = request.POST.get("id_token_hint") or request.GET.get("id_token_hint") or ""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(hint.split(".")[1] + "=="))
+    except (IndexError, ValueError):
+        return None
+    sid = payload.get("sid") if isinstance(payload, dict) else None
+    return sid if isinstance(sid, str) and sid else None
+
+
         response["Cache-Control"] = "public, max-age=300"
         return response
+        # OpenID Connect Back-Channel Logout 1.0: logout tokens carry sub and sid (identityhub.oidc.backchannel).
+        document["backchannel_logout_supported"] = True
+        document["backchannel_logout_session_supported"] = True

@@ -84,7 +84,8 @@ def test_housekeeping_deletes_only_what_is_past_retention(nas_ds923, settings):
 
     assert set(housekeeping.registered()) == {"hub", "provider", "synology"}  # each app registers its own job
     result = housekeeping.run()
-    assert result == {"audit_events": 1, "redeemed_codes": 0, "sync_runs": 1, "interrupted_runs": 1}
+    assert result == {"audit_events": 1, "redeemed_codes": 0, "client_sessions": 0, "sync_runs": 1,
+                      "interrupted_runs": 1}
     stuck.refresh_from_db()
     assert stuck.outcome == "error" and "interrupted" in stuck.message
     assert set(SyncRun.objects.values_list("pk", flat=True)) == {new.pk, stuck.pk}
