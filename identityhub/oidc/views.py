@@ -7,8 +7,8 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
-import base64
 import functools
+import base64
 import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -157,10 +157,10 @@ class HubAuthorizationView(AuthorizationView):
         credentials["hub_redirect_uri_sent"] = "redirect_uri" in (request.GET or request.POST)
         # The session's sign-in time travels with the grant to become the ID token's auth_time.
         credentials["hub_auth_time"] = request.session.get(AUTH_TIME_SESSION_KEY)
-        return super().create_authorization_response(request, scopes, credentials, allow)
-
         # And the hub session's id: the ID token's `sid`, and what back-channel logout signs out.
         credentials["hub_sid"] = session_sid(request.session)
+        return super().create_authorization_response(request, scopes, credentials, allow)
+
     # --- the error page -------------------------------------------------------------------------
     def error_response(self, error, application, **kwargs):
         """DOT redirects an error when oauthlib matched the redirect URI; a fatal one (unknown
@@ -288,7 +288,16 @@ class LogoutView(dot.RPInitiatedLogoutView):
         return response
 
     def do_logout(self, application=None, post_logout_redirect_uri=None, state=None, token_user=None):
+        # The hub session that ends (read before DOT flushes it): its apps get logout tokens. Without
+        # a signed-in session, the sid of the id_token_hint DOT has just verified.
+        user = token_user or self.request.user
+        if self.request.user.is_authenticated and self.request.user == user:
+            sid = session_sid(self.request.session, create=False)
+        else:
+            sid = _hint_sid(self.request)
         response = super().do_logout(application, post_logout_redirect_uri, state, token_user)
+        if sid and user.is_authenticated:
+            backchannel.sign_out_everywhere(user, sid=sid, reason="rp_logout")
         if not post_logout_redirect_uri:
             return redirect("accounts:logged-out")
         return response
@@ -315,17 +324,19 @@ class LogoutView(dot.RPInitiatedLogoutView):
         problem = check_redirect_uri(post_logout_redirect_uri)
         if problem:
             raise InvalidOIDCRedirectURIError(problem)
-        # The hub session that ends (read before DOT flushes it): its apps get logout tokens. Without
-        # a signed-in session, the sid of the id_token_hint DOT has just verified.
-        user = token_user or self.request.user
-        if self.request.user.is_authenticated and self.request.user == user:
-            sid = session_sid(self.request.session, create=False)
-        else:
-            sid = _hint_sid(self.request)
         if not application.post_logout_redirect_uri_allowed(post_logout_redirect_uri):
-        if sid and user.is_authenticated:
-            backchannel.sign_out_everywhere(user, sid=sid, reason="rp_logout")
             raise InvalidOIDCRedirectURIError("This client does not have this redirect uri registered.")
+
+
+def _hint_sid(request: HttpRequest) -> str | None:
+    """The `sid` of the request's id_token_hint (only called once DOT has verified the hint)."""
+    hint = request.POST.get("id_token_hint") or request.GET.get("id_token_hint") or ""
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(hint.split(".")[1] + "=="))
+    except (IndexError, ValueError):
+        return None
+    sid = payload.get("sid") if isinstance(payload, dict) else None
+    return sid if isinstance(sid, str) and sid else None
 
 
 class DiscoveryView(dot.ConnectDiscoveryInfoView):
@@ -339,6 +350,9 @@ class DiscoveryView(dot.ConnectDiscoveryInfoView):
         document["grant_types_supported"] = ["authorization_code", "refresh_token"]
         document["response_types_supported"] = ["code"]
         document["claims_parameter_supported"] = False
+        # OpenID Connect Back-Channel Logout 1.0: logout tokens carry sub and sid (identityhub.oidc.backchannel).
+        document["backchannel_logout_supported"] = True
+        document["backchannel_logout_session_supported"] = True
         # RFC 7009 / RFC 8414: /revoke/ authenticates clients exactly as /token/ does (DOT's
         # authenticate_client: Basic or form body). Client libraries refuse to revoke without it.
         document["revocation_endpoint"] = self._get_endpoint_url(request, "revoke-token", required=True)
@@ -355,19 +369,5 @@ class JwksView(View):
     def get(self, request: HttpRequest) -> HttpResponse:
         response = JsonResponse(keys.keyring().public_jwks())
         response["Access-Control-Allow-Origin"] = "*"
-def _hint_sid(request: HttpRequest) -> str | None:
-    """The `sid` of the request's id_token_hint (only called once DOT has verified the hint)."""
-    hint = request.POST.get("id_token_hint") or request.GET.get("id_token_hint") or ""
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(hint.split(".")[1] + "=="))
-    except (IndexError, ValueError):
-        return None
-    sid = payload.get("sid") if isinstance(payload, dict) else None
-    return sid if isinstance(sid, str) and sid else None
-
-
         response["Cache-Control"] = "public, max-age=300"
         return response
-        # OpenID Connect Back-Channel Logout 1.0: logout tokens carry sub and sid (identityhub.oidc.backchannel).
-        document["backchannel_logout_supported"] = True
-        document["backchannel_logout_session_supported"] = True
