@@ -7,8 +7,8 @@ before any code is issued, and remembers consent.
 
 from __future__ import annotations
 
-import functools
 import base64
+import functools
 import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
