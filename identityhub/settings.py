@@ -302,6 +302,9 @@ OAUTH2_PROVIDER = {
     "OIDC_RP_INITIATED_LOGOUT_ALWAYS_PROMPT": False,
     "OIDC_RP_INITIATED_LOGOUT_STRICT_REDIRECT_URIS": True,
     "OIDC_RP_INITIATED_LOGOUT_ACCEPT_EXPIRED_TOKENS": True,
+    # DOT would delete every token of the person, on every device, telling no app: the hub's LogoutView
+    # revokes that hub session's tokens and sends back-channel logout tokens (identityhub.oidc.backchannel).
+    "OIDC_RP_INITIATED_LOGOUT_DELETE_TOKENS": False,
     # PKCE: required for public clients, optional for confidential ones — decided per client in
     # HubOAuth2Validator.is_pkce_required (oauthlib only accepts a literal True from the setting).
     "CLIENT_SECRET_HASHER": "hub_client_sha256",

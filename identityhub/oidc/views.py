@@ -296,8 +296,11 @@ class LogoutView(dot.RPInitiatedLogoutView):
         else:
             sid = _hint_sid(self.request)
         response = super().do_logout(application, post_logout_redirect_uri, state, token_user)
-        if sid and user.is_authenticated:
-            backchannel.sign_out_everywhere(user, sid=sid, reason="rp_logout")
+        if user.is_authenticated:
+            ended = backchannel.sign_out_everywhere(user, sid=sid, reason="rp_logout") if sid else 0
+            if not ended and application is not None:
+                # No known session behind it (tokens from before sids): that client's tokens, as DOT did.
+                backchannel.sign_out_everywhere(user, applications=[application], reason="rp_logout")
         if not post_logout_redirect_uri:
             return redirect("accounts:logged-out")
         return response

@@ -180,6 +180,32 @@ def test_logout_sends_a_verifiable_logout_token_and_the_refresh_token_stops_work
             "status": 200} in audit()
 
 
+def test_logout_at_one_device_leaves_the_other_devices_apps_signed_in(mael, rps, on_commit):
+    """DOT itself would delete every token of the person at /logout/, on every device, telling no app."""
+    laptop, phone = signed_in(Client(), mael), signed_in(Client(), mael)
+    on_laptop, on_phone = sign_in_to(laptop, "ds923-dsm"), sign_in_to(phone, "immich")
+    with on_commit():
+        laptop.get("/logout/", {"id_token_hint": on_laptop["id_token"], "client_id": "ds923-dsm"})
+    assert refresh(laptop, "ds923-dsm", on_laptop["refresh_token"]).status_code == 400
+    assert refresh(phone, "immich", on_phone["refresh_token"]).status_code == 200
+    assert rps.tokens(IMMICH_PATH) == []
+
+
+def test_logout_with_a_hint_from_before_sids_still_revokes_that_clients_tokens(client, mael, dsm_client, on_commit):
+    from oauth2_provider.models import RefreshToken
+
+    from identityhub.oidc.models import ClientSession, RedeemedCode
+
+    signed_in(client, mael)
+    tokens = sign_in_to(client, "ds923-dsm")
+    RedeemedCode.objects.update(sid="")  # as issued before this change: no sid anywhere
+    ClientSession.objects.all().delete()
+    client.logout()
+    with on_commit():
+        client.get("/logout/", {"id_token_hint": tokens["id_token"], "client_id": "ds923-dsm"})
+    assert not RefreshToken.objects.filter(user=mael, revoked__isnull=True).exists()
+
+
 def test_logout_without_a_session_uses_the_hints_sid(client, mael, rps, on_commit):
     signed_in(client, mael)
     tokens = sign_in_to(client, "ds923-dsm")
@@ -310,6 +336,15 @@ def test_turning_is_active_off_in_the_console_signs_out_everything(mael, rps, on
     with on_commit():
         mael.save()  # as the console's change form does (no update_fields)
     assert len(rps.tokens(DSM_PATH)) == 1
+
+
+def test_deleting_a_person_tells_their_apps_first(mum, rps, on_commit):
+    browser = signed_in(Client(), mum)
+    sign_in_to(browser, "ds923-dsm")
+    public_id = str(mum.public_id)
+    with on_commit():
+        mum.delete()  # an operator's delete: tokens and sessions go with the row
+    assert [c["sub"] for c in logout_claims(browser, rps, DSM_PATH, "ds923-dsm")] == [public_id]
 
 
 # --- delivery: retries, redirects, timeouts ---------------------------------------------------------------
