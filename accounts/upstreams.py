@@ -20,6 +20,8 @@ from social_core.backends.open_id_connect import OpenIdConnectAuth
 from social_core.exceptions import AuthException
 from social_django.utils import load_strategy
 
+from identityhub.loopback import remote_debug_client
+
 from .models import GOOGLE_ISSUER, Upstream, normalize_email
 
 PASSED_ON_PARAMS = ("prompt", "max_age")  # forwarded to the upstream (stack-pitfalls: prompt=login)
@@ -76,6 +78,8 @@ class MockUpstream(UpstreamMixin, BaseAuth):
     def auth_complete(self, *args, **kwargs):
         if not settings.DEBUG:
             raise AuthException(self, "the mock upstream only works with HUB_DEBUG=1")
+        if remote_debug_client(self.strategy.request):  # issue 9 item 15: loopback only
+            raise AuthException(self, "the mock upstream only answers on loopback")
         state = self.strategy.session_pop(f"{self.name}_state")
         if not state or state != self.data.get("state"):
             raise AuthException(self, "state mismatch")

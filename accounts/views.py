@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth import login as django_login
 from django.contrib.auth import logout as django_logout
 from django.contrib.auth.decorators import login_not_required, login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -22,6 +23,7 @@ from social_core.actions import do_auth, do_complete
 from social_core.exceptions import SocialAuthBaseException
 
 from identityhub.audit import record_event
+from identityhub.loopback import remote_debug_client
 
 from . import selectors
 from .hub_session import SID_SESSION_KEY, end_hub_sessions, new_sid, request_sign_out, session_sid
@@ -114,6 +116,8 @@ def mock_upstream(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     """The development upstream's sign-in form: pick a declared person."""
     if upstream.type != Upstream.Type.MOCK:
         raise Http404
+    if remote_debug_client(request):  # anyone could pick anyone: loopback only (issue 9 item 15)
+        raise PermissionDenied("the mock upstream only answers on loopback")
     people = User.objects.filter(is_active=True).order_by("email")
     return render(
         request,

@@ -22,6 +22,28 @@ VAR_DIR="${HUB_VAR_DIR:-$APP_DIR/var}"
 
 die() { echo "entrypoint: $*" >&2; exit 1; }
 
+# settings.py's env_flag: 1/true/yes/on, any case, surrounding spaces ignored.
+flag() {
+  local value="${!1:-0}"
+  value="${value,,}"
+  value="${value//[[:space:]]/}"
+  [[ "$value" == 1 || "$value" == true || "$value" == yes || "$value" == on ]]
+}
+
+# gunicorn listens on all interfaces of the container, and HUB_DEBUG=1 lets anyone who reaches the
+# hub sign in as any person (the mock upstream): refuse that combination unless told, loudly.
+refuse_remote_debug() {
+  flag HUB_DEBUG || return 0
+  if flag HUB_DEBUG_ALLOW_REMOTE_I_UNDERSTAND_ANYONE_CAN_SIGN_IN; then
+    echo "entrypoint: WARNING: HUB_DEBUG=1 on 0.0.0.0:8000 with HUB_DEBUG_ALLOW_REMOTE_I_UNDERSTAND_ANYONE_CAN_SIGN_IN=1:" \
+      "ANYONE WHO CAN REACH THIS HUB CAN SIGN IN AS ANY PERSON" >&2
+    return 0
+  fi
+  die "HUB_DEBUG=1 is development mode (anyone who reaches the hub can sign in as any person) and gunicorn" \
+    "listens on 0.0.0.0:8000 here: refused. Use HUB_DEBUG=0, or set" \
+    "HUB_DEBUG_ALLOW_REMOTE_I_UNDERSTAND_ANYONE_CAN_SIGN_IN=1 to serve it anyway."
+}
+
 file_env() {
   local name="$1" file_name="${1}_FILE"
   local file="${!file_name:-}"
@@ -66,6 +88,7 @@ record_mode() { echo "$mode" > /tmp/identityhub-mode 2>/dev/null || true; }
 
 case "$mode" in
   web)
+    refuse_remote_debug
     record_mode
     link_static
     python manage.py migrate --noinput

@@ -20,6 +20,8 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.functional import lazy
 from django.utils.translation import gettext_lazy as _
 
+from identityhub.loopback import DEBUG_REMOTE_OVERRIDE, is_loopback_host
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("HUB_VAR_DIR", BASE_DIR / "var"))
 
@@ -99,6 +101,17 @@ if _issuer.scheme not in {"http", "https"} or not _issuer.hostname:
 # the proxy forwards that path unchanged, so the URLconf itself is mounted under the prefix.
 HUB_URL_PREFIX = _issuer.path.strip("/")
 
+# Development mode lets anyone who reaches the hub sign in as any person (the mock upstream): it
+# stays on loopback (here the issuer; runserver's address, the image's gunicorn and the mock views
+# check too) unless this loudly named override is set (IdentityHubConfig.ready logs a warning).
+HUB_DEBUG_ALLOW_REMOTE = DEBUG and env_flag(DEBUG_REMOTE_OVERRIDE)
+if DEBUG and not HUB_DEBUG_ALLOW_REMOTE and not is_loopback_host(_issuer.hostname):
+    raise ImproperlyConfigured(
+        f"HUB_DEBUG=1 needs a loopback issuer (http://127.0.0.1:PORT, localhost or [::1]), got {HUB_ISSUER!r}: "
+        f"development mode lets anyone who reaches the hub sign in as any person. Set {DEBUG_REMOTE_OVERRIDE}=1 "
+        "to run it there anyway."
+    )
+
 ALLOWED_HOSTS = env_list("HUB_ALLOWED_HOSTS") or [_issuer.hostname, "127.0.0.1", "localhost"]
 
 if env_flag("HUB_BEHIND_PROXY"):
@@ -162,10 +175,10 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "identityhub",  # before staticfiles: its runserver (loopback only in debug) wins over staticfiles'
     "django.contrib.staticfiles",
     "console.apps.HubDOTConfig",  # django-oauth-toolkit, labelled "Apps" in the console
     "social_django",
-    "identityhub",
     "identityhub.oidc",
     "accounts",
     "synology",
