@@ -254,6 +254,12 @@ def test_sign_out_everywhere_from_the_account_page_reaches_every_client(mael, rp
     assert phone.get("/account/").status_code == 302
 
 
+def test_the_button_speaks_french_and_german(client, mael):
+    signed_in(client, mael)
+    assert "Se déconnecter partout" in client.get("/account/", HTTP_ACCEPT_LANGUAGE="fr").content.decode()
+    assert "Überall abmelden" in client.get("/account/", HTTP_ACCEPT_LANGUAGE="de").content.decode()
+
+
 def test_a_client_without_a_backchannel_uri_still_loses_its_tokens(client, mael, rps, public_client, on_commit):
     set_backchannel(public_client, "")
     signed_in(client, mael)
