@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import base64
 import functools
+import hashlib
 import json
 import time
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_not_required
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -52,6 +52,9 @@ from .services import check_redirect_uri
 from .validator import _digest, has_consent, revoke_redeemed
 
 REAUTH_PARAMS = ("prompt", "max_age")
+# Re-authentications asked for and not completed yet: {digest of the returning URL: when asked}.
+REAUTH_SESSION_KEY = "hub_reauth_pending"
+REAUTH_PENDING_MAX = 5
 # oauthlib's fatal errors (never redirected) that mean "this client_id is not known here".
 UNKNOWN_CLIENT_ERRORS = (oauth2_errors.InvalidClientIdError, oauth2_errors.MissingClientIdError)
 
@@ -91,8 +94,7 @@ class HubAuthorizationView(AuthorizationView):
         if self._needs_fresh_login(request, prompt):
             if "none" in prompt:
                 return self._error_redirect(credentials, application, "login_required")
-            logout(request)
-            return redirect(login_url_with(self._without_reauth_params(request), **reauth_params(request)))
+            return self._reauthenticate(request)
 
         decision = check_access(request.user, application, allow_quick_sync=True)
         if not decision.allowed:
@@ -190,15 +192,40 @@ class HubAuthorizationView(AuthorizationView):
         issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
         return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
 
-    @staticmethod
-    def _needs_fresh_login(request: HttpRequest, prompt: set[str]) -> bool:
+    def _needs_fresh_login(self, request: HttpRequest, prompt: set[str]) -> bool:
+        """prompt=login, a max_age older than the session's sign-in, or a re-authentication this very
+        request asked for that has not completed: the URL it comes back to has no prompt/max_age (no
+        loop), so the session remembers it (`_reauthenticate`) until a sign-in newer than the ask."""
         if "login" in prompt:
             return True
+        pending = request.session.get(REAUTH_SESSION_KEY) or {}
+        key = self._reauth_key(request)
+        if key in pending:
+            if (request.session.get(AUTH_TIME_SESSION_KEY) or 0) < pending[key]:
+                return True  # came back without signing in again (abandoned, or the back button)
+            request.session[REAUTH_SESSION_KEY] = {k: v for k, v in pending.items() if k != key}  # done
         max_age = parse_max_age(request.GET.get("max_age", ""))
         if max_age is not None:
             auth_time = request.session.get(AUTH_TIME_SESSION_KEY) or 0
             return time.time() - auth_time > max_age
         return False
+
+    def _reauthenticate(self, request: HttpRequest) -> HttpResponse:
+        """Send the person to sign in again WITHOUT ending their session: signing out here let any web
+        page sign a member out with one link (`<img src=…/authorize/?…&prompt=login>`). The session
+        remembers that this request awaits a sign-in newer than now; `accounts.views.complete` sets
+        that newer `hub_auth_time` (and rotates the session). Abandoned, nothing changed."""
+        now = int(time.time())
+        pending = {**(request.session.get(REAUTH_SESSION_KEY) or {}), self._reauth_key(request): now}
+        request.session[REAUTH_SESSION_KEY] = dict(sorted(pending.items(), key=lambda kv: kv[1])[-REAUTH_PENDING_MAX:])
+        passed_on = reauth_params(request)
+        if not passed_on:  # asked again for a pending request: the upstream must ask too
+            passed_on = {"prompt": "login"}
+        return redirect(login_url_with(self._without_reauth_params(request), **passed_on))
+
+    @classmethod
+    def _reauth_key(cls, request: HttpRequest) -> str:
+        return hashlib.sha256(cls._without_reauth_params(request).encode()).hexdigest()[:32]
 
     @staticmethod
     def _without_reauth_params(request: HttpRequest) -> str:

@@ -3,9 +3,12 @@ review found at the provider's endpoints. Each test failed before its fix."""
 
 from __future__ import annotations
 
+import time
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 
-from tests.conftest import DSM_SECRET, RP_REDIRECT, exchange, get_code, signed_in
+from tests.conftest import DSM_SECRET, RP_REDIRECT, authorize_query, exchange, get_code, redirect_params, signed_in
 
 pytestmark = pytest.mark.django_db
 
@@ -234,3 +237,73 @@ def test_the_device_code_grant_is_unsupported(client, dsm_client):
                                        "device_code": "x", "client_id": "ds923-dsm", "client_secret": DSM_SECRET})
     assert response.status_code == 400
     assert response.json()["error"] == "unsupported_grant_type"
+
+
+# --- 11. prompt=login / max_age re-authenticate without signing anyone out -----------------------------
+def _login_redirect(response) -> dict[str, str]:
+    assert response.status_code == 302, response.content[:300]
+    location = urlsplit(response["Location"])
+    assert location.path == "/login/", response["Location"]
+    return {k: v[0] for k, v in parse_qs(location.query).items()}
+
+
+def _follow_sign_in_through_the_upstream(client, login_query: dict[str, str], upstream_provider):
+    """/login/ → /login/google/ → the fake upstream → /complete/google/ → back to `next`."""
+    from urllib.parse import urlencode
+
+    import requests
+
+    response = client.get("/login/?" + urlencode(login_query))
+    response = client.get(response["Location"])  # /login/google/?…
+    at_upstream = requests.get(response["Location"], allow_redirects=False, timeout=10)
+    back = urlsplit(at_upstream.headers["Location"])
+    completed = client.get(f"{back.path}?{back.query}")
+    assert completed.status_code == 302, completed.content[:300]
+    return completed["Location"]
+
+
+@pytest.mark.parametrize("params", [{"prompt": "login"}, {"max_age": "0"}])
+def test_a_cross_site_prompt_login_link_signs_no_one_out(client, mael, dsm_client, params):
+    """`<img src="https://hub/authorize/?…&prompt=login">` on any page: the member stays signed in."""
+    signed_in(client, mael)
+    query = _login_redirect(client.get(authorize_query("ds923-dsm", **params)))
+    assert query.get("prompt") == params.get("prompt") and query.get("max_age") == params.get("max_age")
+    assert "prompt" not in query["next"] and "max_age" not in query["next"]  # no loop after signing in
+    assert client.session["_auth_user_id"] == str(mael.pk)
+    account = client.get("/account/")
+    assert account.status_code == 200 and account.context["user"] == mael
+
+
+def test_coming_back_without_signing_in_again_is_sent_to_sign_in_again(client, mael, dsm_client):
+    signed_in(client, mael, auth_time=int(time.time()) - 60)
+    query = _login_redirect(client.get(authorize_query("ds923-dsm", prompt="login")))
+    again = _login_redirect(client.get(query["next"]))  # the person skipped the sign-in
+    assert again["prompt"] == "login" and again["next"] == query["next"]
+    assert client.get("/account/").status_code == 200  # still signed in
+
+
+def test_a_completed_re_authentication_lets_the_request_proceed_once_no_loop(client, mael, dsm_client,
+                                                                            google_like, upstream_provider):
+    from tests.fakes.oidc_upstream import Identity
+
+    upstream_provider.identity = Identity(sub="g-mael", email="mael@example.com")
+    signed_in(client, mael, auth_time=int(time.time()) - 3600)
+    query = _login_redirect(client.get(authorize_query("ds923-dsm", prompt="login", max_age="60", nonce="n-11")))
+    back = _follow_sign_in_through_the_upstream(client, query, upstream_provider)
+    sent = upstream_provider.authorize_requests[-1]
+    assert sent["prompt"] == "login" and sent["max_age"] == "60"
+    assert back == query["next"]
+    code = redirect_params(client.get(back))["code"]
+    id_token = exchange(client, "ds923-dsm", code, DSM_SECRET).json()["id_token"]
+    from tests.oidc.test_prompt_and_discovery import decode
+
+    claims = decode(id_token)
+    assert claims["auth_time"] >= int(time.time()) - 5 and claims["nonce"] == "n-11"
+    assert redirect_params(client.get(back))["code"]  # the same URL again: no further sign-in asked
+
+
+def test_abandoning_the_re_authentication_leaves_the_person_signed_in(client, mael, dsm_client):
+    signed_in(client, mael)
+    _login_redirect(client.get(authorize_query("ds923-dsm", prompt="login", state="abandoned")))
+    # Another app's ordinary request in the same browser is not held up by the pending one.
+    assert get_code(client, "ds923-dsm", state="other")

@@ -63,7 +63,9 @@ def test_consent_is_asked_once_and_remembered(client, mael, household):
     assert redirect_params(client.get(authorize_query("photos", scope="openid email profile", prompt="none")))["error"] == "consent_required"
 
 
-def test_prompt_login_signs_out_and_passes_prompt_on(client, mael, dsm_client):
+def test_prompt_login_passes_prompt_on_and_keeps_the_session(client, mael, dsm_client):
+    """The session is not ended before the new sign-in completes (issue 9 item 11: a cross-site link
+    signed members out); tests/hardening/test_protocol.py follows the whole re-authentication."""
     signed_in(client, mael)
     response = client.get(authorize_query("ds923-dsm", prompt="login"))
     assert response.status_code == 302
@@ -72,7 +74,7 @@ def test_prompt_login_signs_out_and_passes_prompt_on(client, mael, dsm_client):
     query = {k: v[0] for k, v in parse_qs(location.query).items()}
     assert query["prompt"] == "login"
     assert "prompt" not in parse_qs(urlsplit(query["next"]).query)  # no loop after signing in again
-    assert "_auth_user_id" not in client.session
+    assert client.session["_auth_user_id"] == str(mael.pk)
 
 
 def test_prompt_login_and_max_age_reach_the_upstream(client, upstream_provider, google_like, mael):
