@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core.cache import cache
 from django.urls import reverse
 from social_core.backends.base import BaseAuth
 from social_core.backends.open_id_connect import OpenIdConnectAuth
@@ -118,6 +119,33 @@ def get_upstream(upstream_id: str) -> Upstream:
     if upstream.type == Upstream.Type.MOCK and not settings.DEBUG:
         raise UpstreamUnavailable("the mock upstream is refused unless HUB_DEBUG=1")
     return upstream
+
+
+def pending_sign_in(request, upstream_id: str) -> bool:
+    """Whether this browser's session holds a sign-in started with this upstream: social-core 7 keeps
+    the OAuth2 transactions under `<name>_oauth2_transaction_index`; the mock its `<name>_state`.
+    Reading an absent session creates nothing."""
+    session = request.session
+    return bool(session.get(f"{upstream_id}_oauth2_transaction_index") or session.get(f"{upstream_id}_state"))
+
+
+def _orphan_key(upstream_id: str) -> str:
+    return f"hub:orphan_callbacks:{upstream_id}"
+
+
+def count_orphan_callback(upstream_id: str) -> None:
+    """A callback that no sign-in of this browser waits for (a stray or forged `/complete/<id>/`):
+    counted in the shared cache (Redis with REDIS_URL) instead of an audit row per request."""
+    key = _orphan_key(upstream_id)
+    cache.add(key, 0, timeout=None)
+    try:
+        cache.incr(key)
+    except ValueError:  # evicted between add and incr
+        cache.add(key, 1, timeout=None)
+
+
+def orphan_callbacks(upstream_id: str) -> int:
+    return int(cache.get(_orphan_key(upstream_id)) or 0)
 
 
 def load_backend(request, upstream: Upstream):

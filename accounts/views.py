@@ -20,16 +20,24 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from social_core.actions import do_auth, do_complete
-from social_core.exceptions import SocialAuthBaseException
+from social_core.exceptions import AuthSessionError, SocialAuthBaseException
 
 from identityhub.audit import record_event
 from identityhub.loopback import remote_debug_client
+from identityhub.ratelimit import limit_per_address
 
 from . import selectors
 from .hub_session import SID_SESSION_KEY, end_hub_sessions, new_sid, request_sign_out, session_sid
 from .models import Upstream, User
 from .pipeline import SignInRefused
-from .upstreams import PASSED_ON_PARAMS, UpstreamUnavailable, get_upstream, load_backend
+from .upstreams import (
+    PASSED_ON_PARAMS,
+    UpstreamUnavailable,
+    count_orphan_callback,
+    get_upstream,
+    load_backend,
+    pending_sign_in,
+)
 
 SESSION_BACKEND = "accounts.auth_backends.UpstreamSessionBackend"
 AUTH_TIME_SESSION_KEY = "hub_auth_time"
@@ -42,7 +50,21 @@ def _visible_upstreams():
     return list(upstreams)
 
 
+def _too_many(request: HttpRequest, retry_after: int) -> HttpResponse:
+    return render_refusal(
+        request, message=_("Too many sign-in attempts from your network."),
+        advice=_("Wait %(seconds)d seconds, then try again.") % {"seconds": retry_after}, status=429)
+
+
+# Per client address (issue 9 item 9): every /login* and /complete* request counts.
+limit_login = limit_per_address("login", "HUB_RATELIMIT_LOGIN", _too_many)
+limit_complete = limit_per_address("complete", "HUB_RATELIMIT_COMPLETE", _too_many)
+# An anonymous visitor's session that only holds a pending sign-in: social-auth's state lives 30 min.
+PENDING_SIGN_IN_SESSION_SECONDS = 3600
+
+
 @never_cache
+@limit_login
 def login_choice(request: HttpRequest) -> HttpResponse:
     """One upstream: go straight to it. Several: let the person choose."""
     upstreams = _visible_upstreams()
@@ -86,9 +108,12 @@ def with_upstream(view):
 
 
 @never_cache
+@limit_login
 @with_upstream
 def login_upstream(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     """GET starts the upstream login (social-auth's own begin view is POST-only)."""
+    if not request.user.is_authenticated:  # not a fortnight's row per anonymous visit
+        request.session.set_expiry(PENDING_SIGN_IN_SESSION_SECONDS)
     backend = load_backend(request, upstream)
     backend.passed_on = reauth_params(request)
     try:
@@ -111,6 +136,7 @@ def reauth_params(request: HttpRequest) -> dict[str, str]:
 
 
 @never_cache
+@limit_login
 @with_upstream
 def mock_upstream(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     """The development upstream's sign-in form: pick a declared person."""
@@ -133,12 +159,20 @@ def mock_upstream(request: HttpRequest, upstream: Upstream) -> HttpResponse:
 
 @never_cache
 @csrf_exempt  # the upstream posts back here (form_post); social-auth checks `state`
+@limit_complete
 @with_upstream
 def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
     backend = load_backend(request, upstream)
+    if not pending_sign_in(request, upstream.pk):
+        # No sign-in of this browser waits for this callback (stray, replayed or forged): the same
+        # page social-auth's check would give, counted instead of one audit row per request.
+        count_orphan_callback(upstream.pk)
+        error = AuthSessionError(backend, "state", code="session_context_missing", stage="callback")
+        return _failed(request, upstream, error, audit=False)
 
     def sign_in(backend, user, social_user) -> None:
         django_login(request, user, backend=SESSION_BACKEND)
+        request.session.set_expiry(None)  # signed in: the normal session age, not the pending sign-in's
         request.session[AUTH_TIME_SESSION_KEY] = int(time.time())
         request.session["hub_upstream"] = upstream.pk
         # The hub session's id (ID tokens' `sid`); kept when the same person signs in again here.
@@ -159,8 +193,9 @@ def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
         return _failed(request, upstream, error)
 
 
-def _failed(request: HttpRequest, upstream: Upstream, error: Exception) -> HttpResponse:
-    record_event("refusal", reason="upstream_error", upstream_id=upstream.pk, error=str(error)[:300])
+def _failed(request: HttpRequest, upstream: Upstream, error: Exception, *, audit: bool = True) -> HttpResponse:
+    if audit:
+        record_event("refusal", reason="upstream_error", upstream_id=upstream.pk, error=str(error)[:300])
     return render_refusal(
         request,
         message=_("Signing in with %(upstream)s did not work: %(error)s") % {"upstream": upstream.label,

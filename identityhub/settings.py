@@ -114,7 +114,8 @@ if DEBUG and not HUB_DEBUG_ALLOW_REMOTE and not is_loopback_host(_issuer.hostnam
 
 ALLOWED_HOSTS = env_list("HUB_ALLOWED_HOSTS") or [_issuer.hostname, "127.0.0.1", "localhost"]
 
-if env_flag("HUB_BEHIND_PROXY"):
+HUB_BEHIND_PROXY = env_flag("HUB_BEHIND_PROXY")  # also: rate limits count the last X-Forwarded-For hop
+if HUB_BEHIND_PROXY:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     USE_X_FORWARDED_HOST = True
 
@@ -182,6 +183,7 @@ INSTALLED_APPS = [
     "identityhub.oidc",
     "accounts",
     "synology",
+    "django_ratelimit",  # its system check of the cache (silenced below, deliberately)
 ]
 if DEBUG:
     INSTALLED_APPS.append("identityhub.demo")  # the demo relying party of `make run`
@@ -241,6 +243,34 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     SESSION_ENGINE = "django.contrib.sessions.backends.db"
+
+# --- rate limits (identityhub/ratelimit.py, django-ratelimit) ------------------------------
+_RATE = re.compile(r"[0-9]+/[0-9]*[smhd]")
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """`30/m`, `100/5m`, `1000/h`; `off` (or empty) for no limit."""
+    value = os.environ.get(name, default).strip()
+    if value.lower() in {"", "off", "0"}:
+        return None
+    if not _RATE.fullmatch(value):
+        raise ImproperlyConfigured(f"{name} must look like 30/m, 100/5m or off, got {value!r}")
+    return value
+
+
+HUB_RATELIMIT_LOGIN = env_rate("HUB_RATELIMIT_LOGIN", "30/m")  # /login* per address
+HUB_RATELIMIT_COMPLETE = env_rate("HUB_RATELIMIT_COMPLETE", "30/m")  # /complete* per address
+HUB_RATELIMIT_TOKEN_FAILURES = env_rate("HUB_RATELIMIT_TOKEN_FAILURES", "10/m")  # 401s at /token/ per address
+HUB_RATELIMIT_TOKEN_CLIENT_FAILURES = env_rate("HUB_RATELIMIT_TOKEN_CLIENT_FAILURES", "30/m")  # … per client_id
+RATELIMIT_USE_CACHE = "default"
+RATELIMIT_FAIL_OPEN = True  # a cache that cannot count must not lock the family out
+# django-ratelimit's check knows django-redis, not Django's own RedisCache (ours: atomic INCR, shared),
+# hence W001 with REDIS_URL. Without Redis the default is LocMemCache (E003 "not a shared cache"): each
+# web process counts on its own, so with N processes up to N times a limit gets through. Accepted for
+# the no-Redis profile (`make run`: one process; `entrypoint.sh all`: WEB_WORKERS, default 2) rather
+# than the database cache, which is not atomic either (E003 as well) and would add a write transaction
+# on SQLite to every /login and /token request. docs/operations.md says so; set REDIS_URL for exact limits.
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"] + ([] if REDIS_URL else ["django_ratelimit.E003"])
 
 # --- celery -------------------------------------------------------------------------------
 CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"

@@ -12,3 +12,8 @@ os.environ.setdefault("HUB_SECRET_KEY", "test-secret-key-not-for-production-0123
 os.environ.setdefault("HUB_ENCRYPTION_KEY", "8mB2kTq3Zy0VQqTeXMyv2H8sCeAJjH0EnQkCLvXb0n0=")
 os.environ.setdefault("HUB_ISSUER", "http://127.0.0.1:8000")
 os.environ.setdefault("HUB_VAR_DIR", os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "var", "test"))
+# The suite signs in many times from 127.0.0.1 within a minute (and, in CI, several workers share one
+# Redis): rate limits far above that. tests/hardening/test_sign_in_security.py sets tiny ones itself.
+for _name in ("HUB_RATELIMIT_LOGIN", "HUB_RATELIMIT_COMPLETE", "HUB_RATELIMIT_TOKEN_FAILURES",
+              "HUB_RATELIMIT_TOKEN_CLIENT_FAILURES"):
+    os.environ.setdefault(_name, "100000/m")

@@ -42,6 +42,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 from accounts.hub_session import session_sid
 from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params, render_refusal
 from identityhub.audit import record_event
+from identityhub.ratelimit import limit_failed_client_authentication
 
 from . import backchannel, keys
 from .context import current_http_request
@@ -253,6 +254,7 @@ class TokenView(OAuthLibMixin, View):
     def get_server_class(cls):
         return _code_and_refresh_only(super().get_server_class())
 
+    @limit_failed_client_authentication  # 429 after too many 401s per address / client_id (issue 9 item 9)
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
         request._hub_clients = {}
         token = current_http_request.set(request)

@@ -217,3 +217,174 @@ def test_the_migration_records_the_current_issuer_of_existing_links(mael, work, 
     migration.record_issuers(apps, None)
     iss = dict(UserSocialAuth.objects.values_list("provider", "extra_data__iss"))
     assert iss == {"work": work.issuer, "google": "kept", "gone": None}
+
+
+# --- 9. what anonymous requests leave behind ---------------------------------------------------
+def test_housekeeping_clears_expired_sessions_and_social_auth_leftovers(db):
+    import time
+    from datetime import timedelta
+
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+    from social_django.models import Association, Code, Nonce, Partial
+
+    from identityhub import housekeeping
+
+    assert "accounts" in housekeeping.registered()
+    now = timezone.now()
+    for key, expires in (("expired", now - timedelta(seconds=1)), ("alive", now + timedelta(days=1))):
+        Session.objects.create(session_key=f"{key}-session-key-0123456789", session_data=SessionStore().encode({}),
+                               expire_date=expires)
+    day_ago, fresh = int(time.time()) - 2 * 24 * 3600, int(time.time())
+    Nonce.objects.create(server_url="social_core.oauth2.google", timestamp=day_ago, salt="old")
+    Nonce.objects.create(server_url="social_core.oauth2.google", timestamp=fresh, salt="new")
+    Association.objects.create(server_url="u", handle="old", secret="s", issued=day_ago, lifetime=1800,
+                               assoc_type="st")
+    Association.objects.create(server_url="u", handle="new", secret="s", issued=fresh, lifetime=1800,
+                               assoc_type="st")
+    old_code = Code.objects.create(email="a@example.com", code="c1")
+    Code.objects.filter(pk=old_code.pk).update(timestamp=now - timedelta(days=2))
+    Code.objects.create(email="a@example.com", code="c2")
+    old_partial = Partial.objects.create(token="t1", next_step=1, backend="google", data={})
+    Partial.objects.filter(pk=old_partial.pk).update(timestamp=now - timedelta(days=2))
+    Partial.objects.create(token="t2", next_step=1, backend="google", data={})
+
+    counts = housekeeping.run()
+    assert counts["expired_sessions"] == 1 and counts["sign_in_leftovers"] == 4
+    assert list(Session.objects.values_list("session_key", flat=True)) == ["alive-session-key-0123456789"]
+    assert list(Nonce.objects.values_list("salt", flat=True)) == ["new"]
+    assert list(Association.objects.values_list("handle", flat=True)) == ["new"]
+    assert list(Code.objects.values_list("code", flat=True)) == ["c2"]
+    assert list(Partial.objects.values_list("token", flat=True)) == ["t2"]
+
+
+def test_a_callback_without_a_pending_sign_in_is_counted_not_audited(client, google_like):
+    from django.contrib.sessions.models import Session
+    from django.core.cache import cache
+
+    from accounts.upstreams import orphan_callbacks
+
+    before = orphan_callbacks("google")
+    for _ in range(3):
+        response = client.get("/complete/google/?state=x&code=y")
+        assert response.status_code == 400
+        assert b"did not work" in response.content and b"restart login" in response.content
+    assert orphan_callbacks("google") == before + 3
+    assert cache.get("hub:orphan_callbacks:google") == before + 3
+    assert not AuditEvent.objects.exists()
+    assert not Session.objects.exists()
+
+
+def test_a_callback_with_a_pending_sign_in_is_still_audited(client, upstream_provider, google_like):
+    from accounts.upstreams import orphan_callbacks
+
+    before = orphan_callbacks("google")
+    assert client.get("/login/google/").status_code == 302  # a sign-in is pending in this browser
+    assert client.get("/complete/google/?state=forged&code=y").status_code == 400
+    assert AuditEvent.objects.filter(kind="refusal", reason="upstream_error", upstream_id="google").exists()
+    assert orphan_callbacks("google") == before
+
+
+def test_a_pending_sign_in_session_of_an_anonymous_visitor_lives_an_hour_not_two_weeks(
+        client, upstream_provider, google_like, mael):
+    from django.contrib.sessions.models import Session
+    from django.utils import timezone
+
+    client.get("/login/google/")
+    session = Session.objects.get()
+    assert session.expire_date < timezone.now() + timezone.timedelta(hours=2)
+    upstream_provider.identity = Identity(sub="g-1", email="mael@example.com")
+    client.logout()
+    assert upstream_round_trip(client)["Location"] == "/profile/"
+    assert client.session.get_expiry_age() > 24 * 3600  # signed in: the normal session age
+
+
+@pytest.fixture
+def tiny_limits(settings):
+    """Small limits, counted under a prefix of this test's own (the cache is shared with other tests)."""
+    import uuid
+
+    settings.RATELIMIT_CACHE_PREFIX = f"rl-test-{uuid.uuid4().hex}:"
+    settings.HUB_RATELIMIT_LOGIN = "3/m"
+    settings.HUB_RATELIMIT_COMPLETE = "2/m"
+    settings.HUB_RATELIMIT_TOKEN_FAILURES = "3/m"
+    settings.HUB_RATELIMIT_TOKEN_CLIENT_FAILURES = "5/m"
+    return settings
+
+
+def _retry_after(response) -> int:
+    assert response.status_code == 429, (response.status_code, response.content[:300])
+    seconds = int(response["Retry-After"])
+    assert 1 <= seconds <= 60
+    return seconds
+
+
+def test_sign_in_pages_are_rate_limited_per_address(client, upstream_provider, google_like, tiny_limits):
+    for url in ("/login/", "/login/google/", "/login/nope/"):  # every /login* page counts, even a 404
+        assert client.get(url).status_code in (302, 404)
+    refused = client.get("/login/google/")
+    _retry_after(refused)
+    assert b"Too many" in refused.content
+    assert client.get("/login/google/", REMOTE_ADDR="192.0.2.7").status_code == 302  # another address
+    stray = client.__class__()  # no sign-in pending: not audited, only counted
+    for _ in range(2):
+        assert stray.get("/complete/google/?state=x").status_code == 400
+    _retry_after(stray.get("/complete/google/?state=x"))
+    assert not AuditEvent.objects.exists()
+
+
+def test_behind_the_proxy_the_address_is_the_last_forwarded_hop(client, google_like, upstream_provider, tiny_limits):
+    tiny_limits.HUB_BEHIND_PROXY = True
+    for i in range(3):  # the client writes what it likes in front; the proxy appends what it saw
+        assert client.get("/login/google/", HTTP_X_FORWARDED_FOR=f"10.9.9.{i}, 203.0.113.5").status_code == 302
+    _retry_after(client.get("/login/google/", HTTP_X_FORWARDED_FOR="10.9.9.99, 203.0.113.5"))
+    assert client.get("/login/google/", HTTP_X_FORWARDED_FOR="203.0.113.6").status_code == 302
+    tiny_limits.HUB_BEHIND_PROXY = False  # not behind a proxy: the header is the client's, ignored
+    for i in range(3):
+        assert client.get("/login/google/", HTTP_X_FORWARDED_FOR=f"203.0.113.{90 + i}").status_code == 302
+    _retry_after(client.get("/login/google/", HTTP_X_FORWARDED_FOR="203.0.113.97"))
+
+
+def _wrong_secret(client, remote_addr="127.0.0.1", client_id="ds923-dsm"):
+    return client.post("/token/", {"grant_type": "authorization_code", "code": "nope", "redirect_uri": "x",
+                                   "client_id": client_id, "client_secret": "wrong-" + "x" * 30},
+                       REMOTE_ADDR=remote_addr)
+
+
+def test_failed_client_authentication_at_the_token_endpoint_is_limited_per_address(client, dsm_client, tiny_limits):
+    for _ in range(3):
+        assert _wrong_secret(client).status_code == 401
+    refused = _wrong_secret(client)
+    _retry_after(refused)
+    assert refused.json() == {"error": "invalid_request", "error_description": "too many failed client "
+                              "authentications; retry after the Retry-After delay"}
+    assert refused["Cache-Control"] == "no-store"
+    assert _wrong_secret(client, remote_addr="192.0.2.8").status_code == 401  # another address
+
+
+def test_failed_client_authentication_is_limited_per_client_across_addresses(client, dsm_client, tiny_limits):
+    import base64
+
+    for i in range(5):
+        assert _wrong_secret(client, remote_addr=f"192.0.2.{i}").status_code == 401
+    _retry_after(_wrong_secret(client, remote_addr="192.0.2.50"))
+    basic = base64.b64encode(b"ds923-dsm:wrong-secret").decode()  # the same client, named in HTTP Basic
+    _retry_after(client.post("/token/", {"grant_type": "authorization_code", "code": "nope"},
+                             HTTP_AUTHORIZATION=f"Basic {basic}", REMOTE_ADDR="192.0.2.51"))
+    assert _wrong_secret(client, remote_addr="192.0.2.52", client_id="other").status_code == 401
+
+
+def test_successful_token_exchanges_are_never_limited(client, mael, dsm_client, tiny_limits):
+    from tests.conftest import DSM_SECRET, exchange, get_code, signed_in
+
+    tiny_limits.HUB_RATELIMIT_TOKEN_FAILURES = "1/m"
+    tiny_limits.HUB_RATELIMIT_TOKEN_CLIENT_FAILURES = "1/m"
+    signed_in(client, mael)
+    for _ in range(4):
+        response = exchange(client, "ds923-dsm", get_code(client, "ds923-dsm"), secret=DSM_SECRET)
+        assert response.status_code == 200, response.content
+    # a failed grant (not a failed client authentication) does not count either
+    for _ in range(3):
+        assert exchange(client, "ds923-dsm", "used-or-forged", secret=DSM_SECRET).status_code == 400
+    assert exchange(client, "ds923-dsm", get_code(client, "ds923-dsm"), secret=DSM_SECRET).status_code == 200

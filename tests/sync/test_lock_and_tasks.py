@@ -157,7 +157,8 @@ def test_beat_schedule_and_eager_tasks(nas_ds923, fake_dsm, eager_celery):
     # The hub-wide task and its synology alias (the current beat entry) run the same jobs.
     hub_wide = eager_celery.tasks["identityhub.tasks.housekeeping"].delay().get()
     assert hub_wide == tasks.housekeeping.delay().get()
-    assert set(hub_wide) == {"audit_events", "redeemed_codes", "client_sessions", "sync_runs", "interrupted_runs"}
+    assert set(hub_wide) == {"audit_events", "redeemed_codes", "client_sessions", "sync_runs", "interrupted_runs",
+                             "expired_sessions", "sign_in_leftovers"}
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL: runs a real Celery worker on Redis")

@@ -82,10 +82,10 @@ def test_housekeeping_deletes_only_what_is_past_retention(nas_ds923, settings):
     stuck = SyncRun.objects.create(nas=nas_ds923, started=now - timedelta(hours=1))
     from identityhub import housekeeping
 
-    assert set(housekeeping.registered()) == {"hub", "provider", "synology"}  # each app registers its own job
+    assert set(housekeeping.registered()) == {"hub", "provider", "accounts", "synology"}  # each app registers its own job
     result = housekeeping.run()
     assert result == {"audit_events": 1, "redeemed_codes": 0, "client_sessions": 0, "sync_runs": 1,
-                      "interrupted_runs": 1}
+                      "interrupted_runs": 1, "expired_sessions": 0, "sign_in_leftovers": 0}
     stuck.refresh_from_db()
     assert stuck.outcome == "error" and "interrupted" in stuck.message
     assert set(SyncRun.objects.values_list("pk", flat=True)) == {new.pk, stuck.pk}
