@@ -25,7 +25,7 @@ from identityhub.loopback import remote_debug_client
 
 from .models import GOOGLE_ISSUER, Upstream, normalize_email
 
-PASSED_ON_PARAMS = ("prompt", "max_age")  # forwarded to the upstream (stack-pitfalls: prompt=login)
+PASSED_ON_PARAMS = ("prompt", "max_age", "login_hint")  # forwarded to the upstream (stack-pitfalls: prompt=login)
 
 
 class UpstreamUnavailable(Exception):

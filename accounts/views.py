@@ -131,6 +131,9 @@ def reauth_params(request: HttpRequest) -> dict[str, str]:
     max_age = parse_max_age(request.GET.get("max_age", ""))
     if max_age is not None:
         passed["max_age"] = str(max_age)
+    login_hint = request.GET.get("login_hint", "")  # OIDC: which account the app expects
+    if login_hint and len(login_hint) <= 320 and login_hint.isprintable():
+        passed["login_hint"] = login_hint
     assert set(passed) <= set(PASSED_ON_PARAMS)
     return passed
 

@@ -24,6 +24,8 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
+from jwcrypto import jwt
+from jwcrypto.common import JWException
 from oauth2_provider import views as dot
 from oauth2_provider.exceptions import (
     FatalClientError,
@@ -37,9 +39,11 @@ from oauth2_provider.scopes import get_scopes_backend
 from oauth2_provider.settings import oauth2_settings
 from oauth2_provider.views import AuthorizationView
 from oauth2_provider.views.mixins import OAuthLibMixin
+from oauth2_provider.views.oidc import _validate_claims
 from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from accounts.hub_session import session_sid
+from accounts.models import normalize_email
 from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params, render_refusal
 from identityhub.audit import record_event
 from identityhub.ratelimit import limit_failed_client_authentication
@@ -92,10 +96,19 @@ class HubAuthorizationView(AuthorizationView):
             return self.error_response(error, application=None)
         application: Application = credentials["request"].client
 
-        if self._needs_fresh_login(request, prompt):
+        try:
+            hinted_other = self._hint_names_someone_else(request)
+        except ValueError:  # not an ID token signed by this hub's published keys
+            return self._error_redirect(credentials, application, "invalid_request")
+        needs_fresh_login = self._needs_fresh_login(request, prompt)  # first: it notes a completed re-auth
+        if needs_fresh_login or (hinted_other and not getattr(request, "_hub_reauth_done", False)):
             if "none" in prompt:
                 return self._error_redirect(credentials, application, "login_required")
-            return self._reauthenticate(request)
+            return self._reauthenticate(request, ask_again=bool(hinted_other))
+        if hinted_other == "id_token_hint":
+            # Signed in again and still not the person the app named: an error (OIDC Core 3.1.2.1),
+            # not another round. A login_hint is only a hint: whoever signed in goes on.
+            return self._error_redirect(credentials, application, "login_required")
 
         decision = check_access(request.user, application, allow_quick_sync=True)
         if not decision.allowed:
@@ -193,6 +206,21 @@ class HubAuthorizationView(AuthorizationView):
         issuer = oauth2_settings.oauth2_authorization_server_issuer(self.request)
         return super().redirect(_add_iss_to_redirect(redirect_to, issuer), application)
 
+    @staticmethod
+    def _hint_names_someone_else(request: HttpRequest) -> str | None:
+        """Which hint names another person than the signed-in one: "id_token_hint" (its `sub`, a
+        public id), "login_hint" (an email), or None. A login_hint that is no email names no one here
+        (it is still passed on to the upstream). Raises ValueError for an id_token_hint that is not
+        this hub's (see `verified_hint_claims`)."""
+        user = request.user
+        id_token_hint = request.GET.get("id_token_hint", "")
+        if id_token_hint and verified_hint_claims(request, id_token_hint).get("sub") != str(user.public_id):
+            return "id_token_hint"
+        login_hint = request.GET.get("login_hint", "")
+        if "@" in login_hint and normalize_email(login_hint) != normalize_email(user.email):
+            return "login_hint"
+        return None
+
     def _needs_fresh_login(self, request: HttpRequest, prompt: set[str]) -> bool:
         """prompt=login, a max_age older than the session's sign-in, or a re-authentication this very
         request asked for that has not completed: the URL it comes back to has no prompt/max_age (no
@@ -205,13 +233,14 @@ class HubAuthorizationView(AuthorizationView):
             if (request.session.get(AUTH_TIME_SESSION_KEY) or 0) < pending[key]:
                 return True  # came back without signing in again (abandoned, or the back button)
             request.session[REAUTH_SESSION_KEY] = {k: v for k, v in pending.items() if k != key}  # done
+            request._hub_reauth_done = True
         max_age = parse_max_age(request.GET.get("max_age", ""))
         if max_age is not None:
             auth_time = request.session.get(AUTH_TIME_SESSION_KEY) or 0
             return time.time() - auth_time > max_age
         return False
 
-    def _reauthenticate(self, request: HttpRequest) -> HttpResponse:
+    def _reauthenticate(self, request: HttpRequest, ask_again: bool = False) -> HttpResponse:
         """Send the person to sign in again WITHOUT ending their session: signing out here let any web
         page sign a member out with one link (`<img src=…/authorize/?…&prompt=login>`). The session
         remembers that this request awaits a sign-in newer than now; `accounts.views.complete` sets
@@ -219,9 +248,10 @@ class HubAuthorizationView(AuthorizationView):
         now = int(time.time())
         pending = {**(request.session.get(REAUTH_SESSION_KEY) or {}), self._reauth_key(request): now}
         request.session[REAUTH_SESSION_KEY] = dict(sorted(pending.items(), key=lambda kv: kv[1])[-REAUTH_PENDING_MAX:])
-        passed_on = reauth_params(request)
-        if not passed_on:  # asked again for a pending request: the upstream must ask too
-            passed_on = {"prompt": "login"}
+        passed_on = reauth_params(request)  # prompt=login, max_age, login_hint
+        if ask_again or not {"prompt", "max_age"} & set(passed_on):
+            # A hint for someone else, or asked again for a pending request: the upstream must ask too.
+            passed_on["prompt"] = "login"
         return redirect(login_url_with(self._without_reauth_params(request), **passed_on))
 
     @classmethod
@@ -278,6 +308,22 @@ class TokenView(OAuthLibMixin, View):
         if status == 401:  # invalid_client: oauthlib challenges with Bearer, a resource server's scheme
             response["WWW-Authenticate"] = f'Basic realm="{oauth2_settings.oidc_issuer(request)}"'  # RFC 6749 §5.2
         return response
+
+
+def verified_hint_claims(request: HttpRequest, token: str) -> dict:
+    """The claims of an id_token_hint, verified as /logout/ verifies its hints: against every key
+    the hub publishes (`HubOAuth2Validator._get_key_for_token`, so rotation keeps hints working) and
+    issued by this hub (DOT's `_validate_claims`). Expired is fine — a hint names a past session, and
+    RPs send the last ID token they hold. Anything else raises ValueError (→ `invalid_request`)."""
+    validator = oauth2_settings.OAUTH2_VALIDATOR_CLASS()
+    try:
+        key = validator._get_key_for_token(token)
+        claims = json.loads(jwt.JWT(jwt=token, key=key, algs=["RS256"], check_claims={}).claims)
+    except (JWException, ValueError, TypeError, KeyError) as error:
+        raise ValueError("not an ID token of this hub") from error
+    if not isinstance(claims, dict) or not isinstance(claims.get("sub"), str) or not _validate_claims(request, claims):
+        raise ValueError("not an ID token of this hub")
+    return claims
 
 
 GRANT_TYPES = ("authorization_code", "refresh_token")  # what discovery announces, and all /token/ serves

@@ -307,3 +307,131 @@ def test_abandoning_the_re_authentication_leaves_the_person_signed_in(client, ma
     _login_redirect(client.get(authorize_query("ds923-dsm", prompt="login", state="abandoned")))
     # Another app's ordinary request in the same browser is not held up by the pending one.
     assert get_code(client, "ds923-dsm", state="other")
+
+
+# --- 5. id_token_hint and login_hint at the authorization endpoint ------------------------------------
+def _id_token_of(client, user) -> str:
+    signed_in(client, user)
+    return exchange(client, "ds923-dsm", get_code(client, "ds923-dsm"), DSM_SECRET).json()["id_token"]
+
+
+def test_a_hint_for_the_signed_in_person_changes_nothing(client, mael, dsm_client):
+    hint = _id_token_of(client, mael)
+    assert get_code(client, "ds923-dsm", id_token_hint=hint)
+    assert get_code(client, "ds923-dsm", id_token_hint=hint, prompt="none")
+    assert get_code(client, "ds923-dsm", login_hint="MAEL@example.com", prompt="none")
+    assert get_code(client, "ds923-dsm", login_hint="not-an-email")  # names no one: only passed on
+
+
+@pytest.mark.parametrize("hint", ["id_token_hint", "login_hint"])
+def test_a_hint_for_another_person_means_a_fresh_sign_in(client, mael, mum, dsm_client, hint):
+    value = _id_token_of(client, mum) if hint == "id_token_hint" else "mum@example.com"
+    signed_in(client, mael)
+    silent = redirect_params(client.get(authorize_query("ds923-dsm", prompt="none", **{hint: value})))
+    assert silent["error"] == "login_required" and "code" not in silent
+    query = _login_redirect(client.get(authorize_query("ds923-dsm", **{hint: value})))
+    assert query["prompt"] == "login"
+    if hint == "login_hint":
+        assert query["login_hint"] == "mum@example.com"  # on to the upstream
+    assert client.get("/account/").context["user"] == mael  # nobody signed out yet
+    # Mum signs in (on the hub: a new session for another person), the request proceeds as her.
+    signed_in(client, mum)
+    code = redirect_params(client.get(query["next"]))["code"]
+    claims = _claims(exchange(client, "ds923-dsm", code, DSM_SECRET).json()["id_token"])
+    assert claims["sub"] == str(mum.public_id)
+
+
+def _claims(id_token: str) -> dict:
+    from tests.oidc.test_prompt_and_discovery import decode
+
+    return decode(id_token)
+
+
+def test_signing_in_again_as_someone_else_than_the_id_token_hint_is_login_required(client, mael, mum, dsm_client):
+    """OIDC Core 3.1.2.1: the hinted person is not the one signed in, even after asking: an error,
+    not another round (no loop). A login_hint is only a hint: whoever signed in proceeds."""
+    hint = _id_token_of(client, mum)
+    signed_in(client, mael, auth_time=int(time.time()) - 30)
+    query = _login_redirect(client.get(authorize_query("ds923-dsm", id_token_hint=hint)))
+    signed_in(client, mael, auth_time=int(time.time()) + 1)  # Maël signs in again, as himself
+    assert redirect_params(client.get(query["next"]))["error"] == "login_required"
+
+    signed_in(client, mael, auth_time=int(time.time()) - 30)
+    query = _login_redirect(client.get(authorize_query("ds923-dsm", login_hint="mum@example.com")))
+    signed_in(client, mael, auth_time=int(time.time()) + 1)
+    assert redirect_params(client.get(query["next"]))["code"]
+
+
+@pytest.mark.parametrize("make_hint", [
+    lambda good: "garbage",
+    lambda good: "a.b.c",
+    lambda good: good[:-6] + ("AAAAAA" if not good.endswith("AAAAAA") else "BBBBBB"),  # bad signature
+    lambda good: _signed_by_a_stranger(),
+])
+def test_an_id_token_hint_that_does_not_verify_is_invalid_request(client, mael, dsm_client, make_hint):
+    hint = make_hint(_id_token_of(client, mael))
+    for extra in [{}, {"prompt": "none"}]:
+        params = redirect_params(client.get(authorize_query("ds923-dsm", id_token_hint=hint, **extra)))
+        assert params["error"] == "invalid_request" and params["state"] == "st4te" and "code" not in params
+
+
+def _signed_by_a_stranger() -> str:
+    from jwcrypto import jwk, jwt
+    from oauth2_provider.settings import oauth2_settings
+
+    key = jwk.JWK.generate(kty="RSA", size=2048, kid="stranger")
+    token = jwt.JWT(header={"alg": "RS256", "kid": "stranger"},
+                    claims={"iss": oauth2_settings.OIDC_ISS_ENDPOINT, "sub": "x", "aud": "ds923-dsm",
+                            "exp": 2**31})
+    token.make_signed_token(key)
+    return token.serialize()
+
+
+@pytest.fixture
+def fresh_keyring():
+    """No key ring cached from another test (its keys were rolled back with that test's database)."""
+    from identityhub.oidc import keys
+    from identityhub.oidc.models import SigningKey
+
+    SigningKey.objects.all().delete()
+    keys._loaded = None
+    yield
+    keys._loaded = None
+
+
+def test_an_expired_id_token_hint_from_a_retiring_key_still_names_the_person(client, mael, mum, dsm_client,
+                                                                             fresh_keyring):
+    """A hint names a past session: expired is fine (RPs send the last ID token they have), and it
+    verifies against every published key, as at /logout/."""
+    from jwcrypto import jwt
+    from oauth2_provider.settings import oauth2_settings
+
+    from identityhub.oidc.keys import keyring, reload_keyring, rotate
+
+    ring = keyring()
+    claims = {"iss": oauth2_settings.OIDC_ISS_ENDPOINT, "aud": "ds923-dsm", "iat": 1_500_000_000,
+              "exp": 1_500_003_600}
+    hints = {}
+    for person in (mael, mum):
+        token = jwt.JWT(header={"alg": "RS256", "kid": ring.kid}, claims={**claims, "sub": str(person.public_id)})
+        token.make_signed_token(ring.active)
+        hints[person] = token.serialize()
+    rotate()
+    reload_keyring()  # as every process does within a second
+    assert keyring().kid != ring.kid  # the hints' key now only retires
+    signed_in(client, mael)
+    assert get_code(client, "ds923-dsm", id_token_hint=hints[mael], prompt="none")
+    assert redirect_params(client.get(authorize_query("ds923-dsm", id_token_hint=hints[mum],
+                                                      prompt="none")))["error"] == "login_required"
+
+
+def test_login_hint_reaches_the_upstream(client, google_like, upstream_provider):
+    from urllib.parse import urlencode
+
+    import requests
+
+    response = client.get("/login/?" + urlencode({"next": "/account/", "prompt": "login",
+                                                  "login_hint": "mum@example.com"}))
+    response = client.get(response["Location"])
+    requests.get(response["Location"], allow_redirects=False, timeout=10)
+    assert upstream_provider.authorize_requests[-1]["login_hint"] == "mum@example.com"
