@@ -41,3 +41,6 @@ def submit(browser, by, value) -> None:
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(by, value).click()
     WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
+    WebDriverWait(browser, 15).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+        and b.find_elements(By.CSS_SELECTOR, "body > *"))
