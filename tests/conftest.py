@@ -127,6 +127,29 @@ def public_client(household):
     return application
 
 
+@pytest.fixture
+def eager_celery():
+    """Celery tasks run in the calling process (as a worker would run them), restored afterwards."""
+    from identityhub.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def fresh_keyring(db):
+    """No signing key and no key ring cached from another test (a fresh hub's first start)."""
+    from identityhub.oidc import keys
+    from identityhub.oidc.models import SigningKey
+
+    SigningKey.objects.all().delete()
+    keys._loaded = None
+    yield
+    keys._loaded = None
+
+
 # --- the real fakes and the live hub -------------------------------------------------------
 @pytest.fixture
 def upstream_provider():

@@ -33,14 +33,6 @@ def fake_dsm():
     fake.stop()
 
 
-@pytest.fixture
-def eager_celery():
-    from identityhub.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = previous
 
 
 

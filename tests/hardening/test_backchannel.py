@@ -29,14 +29,6 @@ EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 # --- fixtures and helpers ----------------------------------------------------------------------
-@pytest.fixture
-def eager_celery():
-    from identityhub.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = previous
 
 
 @pytest.fixture

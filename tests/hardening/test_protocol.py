@@ -387,16 +387,6 @@ def _signed_by_a_stranger() -> str:
     return token.serialize()
 
 
-@pytest.fixture
-def fresh_keyring():
-    """No key ring cached from another test (its keys were rolled back with that test's database)."""
-    from identityhub.oidc import keys
-    from identityhub.oidc.models import SigningKey
-
-    SigningKey.objects.all().delete()
-    keys._loaded = None
-    yield
-    keys._loaded = None
 
 
 def test_an_expired_id_token_hint_from_a_retiring_key_still_names_the_person(client, mael, mum, dsm_client,

@@ -24,12 +24,6 @@ def header_kid(token: str) -> str:
     return json.loads(jwt.JWT(jwt=token, key=keys.keyring().published, algs=["RS256"]).header)["kid"]
 
 
-@pytest.fixture
-def fresh_keyring():
-    SigningKey.objects.all().delete()
-    keys._loaded = None
-    yield
-    keys._loaded = None
 
 
 def test_rotation_signs_with_the_new_key_and_keeps_the_old_one_published(client, mael, dsm_client, fresh_keyring):

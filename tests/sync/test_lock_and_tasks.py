@@ -122,14 +122,6 @@ def test_database_lock_race_has_one_winner():
     assert len(winners) == 1
 
 
-@pytest.fixture
-def eager_celery():
-    from identityhub.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = previous
 
 
 @pytest.mark.django_db
