@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
@@ -40,7 +41,9 @@ def submit(browser, by, value) -> None:
     """Click a submitting element and wait for the next page (never read the old one)."""
     page = browser.find_element(By.TAG_NAME, "html")
     browser.find_element(by, value).click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
-    WebDriverWait(browser, 15).until(
-        lambda b: b.execute_script("return document.readyState") == "complete"
-        and b.find_elements(By.CSS_SELECTOR, "body > *"))
+    # While the page is replaced, Chromium may answer a query about the old one with "node does not
+    # belong to the document" instead of "stale": any WebDriver error then means "ask again".
+    wait = WebDriverWait(browser, 15, ignored_exceptions=(WebDriverException,))
+    wait.until(expected_conditions.staleness_of(page))
+    wait.until(lambda b: b.execute_script("return document.readyState") == "complete"
+               and b.find_elements(By.CSS_SELECTOR, "body > *"))
