@@ -14,6 +14,10 @@ hub_patterns = [
     path("", include("accounts.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the footer's language switcher
+    # Browsers ask for /favicon.ico on every page that names none (the admin's). As a 404 it rendered
+    # a page with a CSRF token; that parallel request, sent before the page's CSRF cookie arrived,
+    # replaced the cookie and the page's first form post failed as "expired".
+    path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
     path("", views.home, name="home"),

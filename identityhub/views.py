@@ -6,12 +6,21 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.core.cache import cache
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect, render
+from django.templatetags.static import static
 from django.views import defaults
 from django.views.decorators.cache import never_cache
 
 log = logging.getLogger(__name__)
+
+
+@login_not_required
+def favicon(request: HttpRequest) -> HttpResponse:
+    """The hub's icon, for browsers that ask /favicon.ico (a redirect sets no cookie)."""
+    response = HttpResponsePermanentRedirect(static("hub/favicon.svg"))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response
 
 
 @login_not_required

@@ -384,3 +384,13 @@ def rf_request(db):
     request = RequestFactory().get("/somewhere/")
     request.user = AnonymousUser()
     return request
+
+
+def test_favicon_ico_is_a_cookie_less_redirect_to_the_icon(client, db):
+    """A 404 for /favicon.ico rendered a page with a CSRF token: the browser's parallel request,
+    sent before the page's CSRF cookie was stored, replaced the cookie and the page's first form
+    post failed as 'expired' (seen in the console on PostgreSQL + Redis)."""
+    response = client.get("/favicon.ico")
+    assert response.status_code == 301
+    assert response["Location"].endswith("/hub/favicon.svg")
+    assert not response.cookies
