@@ -203,9 +203,8 @@ class PersonAdmin(HouseholdScopedAdmin):
 
     @admin.display(description=_("recent activity"))
     def recent_activity(self, user: User) -> str:
-        from console.audit_scope import audit_events_for
-
-        events = audit_events_for(user.console_viewer).filter(
+        # The audit trail's household scope is registered by the console (it knows NASes and apps).
+        events = scope_queryset(AuditEvent.objects.all(), user.console_viewer).filter(
             user=user, kind__in=[AuditEvent.Kind.SIGN_IN, AuditEvent.Kind.REFUSAL])[:RECENT_ACTIVITY]
         rows = [(e.time.strftime("%Y-%m-%d %H:%M"), e.get_kind_display(), e.reason, e.client_id or e.upstream_id)
                 for e in events]

@@ -197,7 +197,7 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
 
 
 def _scoped_choices(field, request):
-    queryset = getattr(field, "queryset", None)
-    if queryset is not None and (queryset.model in _scopes or not is_operator(request.user)):
-        field.queryset = scope_queryset(queryset, request.user)
+    """Every choice a form offers goes through the scope (a non-operator gets none of an unscoped model)."""
+    if getattr(field, "queryset", None) is not None:
+        field.queryset = scope_queryset(field.queryset, request.user)
     return field

@@ -4,13 +4,9 @@ account, and recent refusals with a link to fix each. Read-only; scoped like eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from urllib.parse import urlencode
 
 from django.urls import reverse
-from django.utils import timezone
-from django.utils.formats import time_format
-from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -18,46 +14,12 @@ from accounts.models import Household, Membership, User
 from accounts.roles import administered_household_ids, is_operator
 from identityhub.models import AuditEvent
 from synology.models import NAS, DSMAccount
+from synology.selectors import sync_health
 
 from .audit_scope import audit_events_for
 
 RECENT_REFUSALS = 10
 
-#: The NAS statuses as the health line says them (the model's labels are the English ones).
-STATUS_WORDS = {
-    NAS.Status.OK: gettext_lazy("ok"),
-    NAS.Status.UNREACHABLE: gettext_lazy("unreachable"),
-    NAS.Status.AUTH_FAILED: gettext_lazy("authentication failed"),
-    NAS.Status.ERROR: gettext_lazy("error"),
-}
-
-
-def sync_health(nas: NAS, now: datetime | None = None) -> str:
-    """One line a person reads at a glance: "ok 4 min ago", "unreachable since 23:10, next try 23:40"."""
-    now = now or timezone.now()
-    if not nas.enabled:
-        return _("disabled")
-    if nas.last_status == NAS.Status.NEVER:
-        return _("never synced")
-    if nas.last_status == NAS.Status.OK and nas.last_success_at:
-        if (now - nas.last_success_at).total_seconds() < 60:
-            return _("ok just now")
-        return _("ok %(ago)s ago") % {"ago": timesince(nas.last_success_at, now, depth=1)}
-    status = str(STATUS_WORDS.get(nas.last_status) or nas.get_last_status_display())
-    since = nas.failing_since or nas.last_attempt_at
-    line = status
-    if since:
-        line = _("%(status)s since %(time)s") % {"status": status, "time": _clock(since)}
-    if nas.next_sync_at:
-        line += ", " + _("next try %(time)s") % {"time": _clock(nas.next_sync_at)}
-    return line
-
-
-def _clock(value: datetime) -> str:
-    local = timezone.localtime(value)
-    if local.date() == timezone.localdate():
-        return time_format(local, "H:i")
-    return local.strftime("%Y-%m-%d %H:%M")
 
 
 @dataclass

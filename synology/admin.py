@@ -26,6 +26,7 @@ from accounts.roles import is_operator
 
 from . import services
 from .models import NAS, AccountMapping, DSMAccount, SyncRun
+from .selectors import sync_health
 
 register_scope(NAS, lambda ids: Q(household_id__in=ids))
 register_scope(DSMAccount, lambda ids: Q(nas__household_id__in=ids))
@@ -194,8 +195,6 @@ class NASAdmin(HouseholdScopedAdmin):
 
     @admin.display(description=_("status"), ordering="last_status")
     def status(self, obj: NAS) -> str:
-        from console.dashboard import sync_health
-
         return sync_health(obj)
 
     @admin.display(description=_("accounts"))

@@ -152,19 +152,36 @@ def fresh_keyring(db):
 
 # --- the real fakes and the live hub -------------------------------------------------------
 @pytest.fixture
-def upstream_provider():
-    provider = FakeOIDCProvider().start()
-    yield provider
-    provider.stop()
+def make_upstream_provider():
+    """Start fake OIDC providers (each its own issuer); all stop at the end of the test."""
+    started: list[FakeOIDCProvider] = []
+
+    def make() -> FakeOIDCProvider:
+        started.append(FakeOIDCProvider().start())
+        return started[-1]
+
+    yield make
+    for provider in started:
+        provider.stop()
+
+
+@pytest.fixture
+def upstream_provider(make_upstream_provider):
+    return make_upstream_provider()
+
+
+def declare_fake_upstream(upstream_id: str, provider: FakeOIDCProvider, name: str):
+    """An `oidc` upstream row pointing at a fake provider."""
+    from accounts.services import declare_upstream
+
+    return declare_upstream(upstream_id, "oidc", name=name, issuer=provider.issuer, client_id=provider.client_id,
+                            client_secret=provider.client_secret)
 
 
 @pytest.fixture
 def google_like(db, upstream_provider):
     """An `oidc` upstream pointing at the fake provider."""
-    from accounts.services import declare_upstream
-
-    return declare_upstream("google", "oidc", name="Google", issuer=upstream_provider.issuer,
-                            client_id=upstream_provider.client_id, client_secret=upstream_provider.client_secret)
+    return declare_fake_upstream("google", upstream_provider, "Google")
 
 
 @pytest.fixture

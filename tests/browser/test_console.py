@@ -173,3 +173,14 @@ def test_the_dashboard_and_connect_dsm_in_french(browser, hub, people, nas, dsm_
     connect = text_of(browser, "#connect-dsm")
     assert "Connecter DSM" in connect and "ID d’application" in connect and "Copier" in connect
     shot(browser, "console-app-connect-dsm-fr")
+
+
+def test_the_nas_and_person_pages_in_french_on_a_phone(make_browser, hub, people, nas):
+    browser = make_browser("fr", 390, 844)
+    sign_browser_in(browser, hub, people["mael"])
+    for path, name, expected in ((f"/admin/synology/nas/{nas.pk}/change/", "console-nas-fr-phone", "Tester la connexion"),
+                                 (f"/admin/accounts/user/{people['mael'].pk}/change/", "console-person-fr-phone",
+                                  "mael.valais")):
+        browser.get(f"{hub}{path}")
+        assert expected.lower() in text_of(browser, "#content").lower()
+        shot(browser, name)

@@ -98,7 +98,7 @@ def test_the_object_tools_need_a_post(mael_console, nas):
     ("never", None, "never synced"),
 ])
 def test_sync_health_reads_at_a_glance(nas, status, failing_for, expected):
-    from console.dashboard import sync_health
+    from synology.selectors import sync_health
 
     now = timezone.now()
     nas.last_status = status
@@ -114,7 +114,7 @@ def test_sync_health_reads_at_a_glance(nas, status, failing_for, expected):
 
 
 def test_sync_health_of_a_disabled_nas(nas):
-    from console.dashboard import sync_health
+    from synology.selectors import sync_health
 
     nas.enabled = False
     assert sync_health(nas) == "disabled"

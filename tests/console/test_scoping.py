@@ -242,3 +242,31 @@ def test_the_view_on_site_shortcut_is_not_mounted(mael_console, neighbour_consol
 
 def test_consents_are_the_operators(mael_console):
     assert mael_console.get(reverse("admin:oidc_consent_changelist")).status_code == 403
+
+
+def test_a_forged_household_form_cannot_add_another_households_person(mael_console, household, people):
+    """The members inline offers only the admin's people; a POST naming someone else is refused."""
+    from accounts.models import Membership
+
+    outsider = people["outsider"]
+    current = list(Membership.objects.filter(household=household))
+    form = {"name": household.name, "memberships-TOTAL_FORMS": str(len(current) + 1),
+            "memberships-INITIAL_FORMS": str(len(current))}
+    for i, m in enumerate(current):
+        form.update({f"memberships-{i}-id": m.pk, f"memberships-{i}-household": household.pk,
+                     f"memberships-{i}-user": m.user_id, f"memberships-{i}-role": m.role})
+    n = len(current)
+    form.update({f"memberships-{n}-household": household.pk, f"memberships-{n}-user": outsider.pk,
+                 f"memberships-{n}-role": "admin"})
+    response = mael_console.post(reverse("admin:accounts_household_change", args=[household.pk]), form)
+    assert response.status_code == 200  # the form again, with an error
+    assert not Membership.objects.filter(user=outsider, household=household).exists()
+
+
+def test_a_forged_mapping_cannot_point_at_another_households_nas(mael_console, neighbour_nas):
+    from synology.models import AccountMapping
+
+    response = mael_console.post(reverse("admin:synology_accountmapping_add"),
+                                 {"nas": neighbour_nas.pk, "email": "spy@example.com", "account_name": "admin"})
+    assert response.status_code == 200
+    assert not AccountMapping.objects.filter(nas=neighbour_nas).exists()

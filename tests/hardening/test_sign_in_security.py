@@ -65,21 +65,16 @@ def test_a_kelvin_sign_is_a_person_of_its_own_in_config_and_mappings(kate, nas):
 
 # --- 7. links are bound to the upstream's issuer ----------------------------------------------
 @pytest.fixture
-def issuer_b():
-    from tests.fakes.oidc_upstream import FakeOIDCProvider
-
-    provider = FakeOIDCProvider().start()
-    yield provider
-    provider.stop()
+def issuer_b(make_upstream_provider):
+    return make_upstream_provider()
 
 
 @pytest.fixture
 def work(db, upstream_provider):
     """Upstream `work` at issuer A (the `upstream_provider` fake)."""
-    from accounts.services import declare_upstream
+    from tests.conftest import declare_fake_upstream
 
-    return declare_upstream("work", "oidc", name="Work", issuer=upstream_provider.issuer,
-                            client_id=upstream_provider.client_id, client_secret=upstream_provider.client_secret)
+    return declare_fake_upstream("work", upstream_provider, "Work")
 
 
 def _link_mael_at_a(client, upstream_provider, mael):

@@ -61,3 +61,11 @@ def test_the_check_sees_imports_inside_functions(tmp_path, source, package):
     probe.write_text(f"def f():\n    {source}\n")
     modules = imported_modules(probe, package)
     assert {"synology.models", "synology.sync", "identityhub.oidc", "synology.models"} & modules, modules
+
+
+def test_no_app_imports_the_console():
+    """The console sits above every app: accounts, synology, the provider and the hub-wide core
+    reach it only through the scope registry."""
+    files = [p for app in ("accounts", "synology", "identityhub") for p in sorted((ROOT / app).rglob("*.py"))
+             if "migrations" not in p.parts]
+    assert offenders(files, ("console",)) == []
