@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 
 
 class SignInRefused(AuthException):
-    def __init__(self, backend, reason: str, message: str, advice: str = "", email: str = "") -> None:
+    def __init__(self, backend, reason: str, message: str, advice: str = "", email: str = "",
+                 identity: dict | None = None) -> None:
         super().__init__(backend, message)
         self.reason = reason
         self.message = message
         self.advice = advice
         self.email = email
+        self.identity = identity or {}  # what the upstream proved, for a refusal page's offers
 
     def __str__(self) -> str:
         return self.message
@@ -102,9 +104,13 @@ def link_declared_person(backend, details, response, uid, user=None, social=None
                             _("Use an address your household admin has declared."), email=email)
     person = User.objects.filter(email=email).first()
     if person is None or not person.is_active:
+        # The upstream verified this address: a refusal page may offer to ask for access with it.
+        identity = {"upstream": backend.name, "uid": str(uid), "iss": issuer, "email": email,
+                    "name": (details.get("fullname") or _claim(backend, response, "name") or "")[:150]}
         raise SignInRefused(backend, "unknown_person",
                             _("%(email)s is not a member of any household on this hub.") % {"email": email},
-                            _("Ask your household admin to add this address, then sign in again."), email=email)
+                            _("Ask your household admin to add this address, then sign in again."), email=email,
+                            identity=identity if person is None else None)
     for stale in UserSocialAuth.objects.filter(provider=backend.name, user=person):
         if link_issuer(stale) != issuer:  # this person's links under a former issuer count no more
             stale.delete()

@@ -30,6 +30,7 @@ from . import selectors
 from .hub_session import SID_SESSION_KEY, end_hub_sessions, new_sid, request_sign_out, session_sid
 from .models import Upstream, User
 from .pipeline import SignInRefused
+from .refusals import Refused, offers_for
 from .upstreams import (
     PASSED_ON_PARAMS,
     UpstreamUnavailable,
@@ -81,11 +82,13 @@ def login_choice(request: HttpRequest) -> HttpResponse:
 
 def render_refusal(request: HttpRequest, *, message: str, advice: str = "", retry: str = "", retry_label: str = "",
                    contacts: list[selectors.Contact] | None = None, status: int = 403,
-                   language_next: str = "") -> HttpResponse:
-    """The one refusal page: what happened, what to do, whom to ask (shared with the provider)."""
+                   language_next: str = "", refused: Refused | None = None) -> HttpResponse:
+    """The one refusal page: what happened, what to do, whom to ask (shared with the provider), and
+    what the registered offers add for this refusal (`refused`; "Ask for access")."""
     return render(request, "accounts/refused.html", {
         "message": message, "advice": advice, "retry": retry, "retry_label": retry_label,
         "contacts": contacts or [], "language_next": language_next or retry,
+        "offers": offers_for(request, refused),
     }, status=status)
 
 
@@ -174,13 +177,7 @@ def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
         return _failed(request, upstream, error, audit=False)
 
     def sign_in(backend, user, social_user) -> None:
-        django_login(request, user, backend=SESSION_BACKEND)
-        request.session.set_expiry(None)  # signed in: the normal session age, not the pending sign-in's
-        request.session[AUTH_TIME_SESSION_KEY] = int(time.time())
-        request.session["hub_upstream"] = upstream.pk
-        # The hub session's id (ID tokens' `sid`); kept when the same person signs in again here.
-        request.session.setdefault(SID_SESSION_KEY, new_sid())
-        record_event("sign_in", user=user, upstream_id=upstream.pk)
+        start_hub_session(request, user, method=upstream.pk)
 
     try:
         return do_complete(backend, sign_in, user=None, redirect_name="next")
@@ -189,11 +186,29 @@ def complete(request: HttpRequest, upstream: Upstream) -> HttpResponse:
         # Whom to ask, only when the upstream proved who this is (an existing link, or a verified
         # address already linked elsewhere): never tell a stranger an admin's address.
         proven = refusal.reason in {"inactive", "already_linked"}
+        refused = Refused(reason=refusal.reason, email=refusal.email, identity=refusal.identity,
+                          next_url=request.session.get("next", ""))
         return render_refusal(request, message=refusal.message, advice=refusal.advice,
                               retry=reverse("accounts:login"),
-                              contacts=selectors.admins_of_person(refusal.email) if proven else [])
+                              contacts=selectors.admins_of_person(refusal.email) if proven else [],
+                              refused=refused)
     except SocialAuthBaseException as error:
         return _failed(request, upstream, error)
+
+
+def start_hub_session(request: HttpRequest, user: User, *, method: str) -> None:
+    """Sign `user` in to the hub: every way of signing in ends here (an upstream, a passkey, an
+    invitation). `method` is the upstream id or "passkey"; it is kept in the session and audited."""
+    django_login(request, user, backend=SESSION_BACKEND)
+    request.session.set_expiry(None)  # signed in: the normal session age, not the pending sign-in's
+    request.session[AUTH_TIME_SESSION_KEY] = int(time.time())
+    request.session["hub_upstream"] = method
+    # The hub session's id (ID tokens' `sid`); kept when the same person signs in again here.
+    request.session.setdefault(SID_SESSION_KEY, new_sid())
+    if method == "passkey":
+        record_event("sign_in", user=user, method="passkey")
+    else:
+        record_event("sign_in", user=user, upstream_id=method)
 
 
 def _failed(request: HttpRequest, upstream: Upstream, error: Exception, *, audit: bool = True) -> HttpResponse:

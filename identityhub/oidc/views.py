@@ -44,6 +44,7 @@ from oauthlib.oauth2.rfc6749 import errors as oauth2_errors
 
 from accounts.hub_session import session_sid
 from accounts.models import normalize_email
+from accounts.refusals import Refused
 from accounts.views import AUTH_TIME_SESSION_KEY, login_url_with, parse_max_age, reauth_params, render_refusal
 from identityhub.audit import record_event
 from identityhub.ratelimit import limit_failed_client_authentication
@@ -120,9 +121,12 @@ class HubAuthorizationView(AuthorizationView):
                 return self._error_redirect(credentials, application, "access_denied")
             # Offer to sign in as someone else and come back to this same request.
             another = login_url_with(self._without_reauth_params(request), prompt="login")
+            refused = Refused(reason=decision.refusal.reason, email=request.user.email, user=request.user,
+                              client_id=application.client_id, next_url=request.get_full_path())
             return render_refusal(request, message=decision.refusal.message, advice=decision.refusal.advice,
                                   retry=another, retry_label=_("Use another account"),
-                                  contacts=admins_to_ask(application), language_next=request.get_full_path())
+                                  contacts=admins_to_ask(application), language_next=request.get_full_path(),
+                                  refused=refused)
 
         # prompt=consent asks again, except for trusted clients (DSM), whose consent is implied.
         ask_again = "consent" in prompt and not application.skip_authorization
