@@ -113,6 +113,9 @@ class Membership(models.Model):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    # "invitation" or "request" when the person joined through the hub (not by config or the console):
+    # the config's reconciliation of a household's members leaves such memberships alone.
+    joined_by = models.CharField(max_length=16, blank=True, default="")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "household"], name="unique_membership")]
