@@ -98,7 +98,12 @@ def declare_person(email: str, name: str = "", *, managed: bool = False) -> User
 
 @transaction.atomic
 def set_members(household: Household, members: Iterable[MemberSpec], *, managed: bool = False) -> None:
-    """Make the household's members exactly `members` (declaring people as needed)."""
+    """Make the household's members exactly `members` (declaring people as needed).
+
+    Memberships a person got by joining through the hub (an invitation or an approved access
+    request, `joined_by`) are left alone unless `members` names that person, who is then the
+    file's like any other member: the config never undoes an admin's approval at the next apply.
+    """
     wanted: dict[int, str] = {}
     for spec in members:
         user = declare_person(spec.email, spec.name, managed=managed)
@@ -106,10 +111,12 @@ def set_members(household: Household, members: Iterable[MemberSpec], *, managed:
     current = {m.user_id: m for m in Membership.objects.filter(household=household)}
     for user_id, membership in current.items():
         if user_id not in wanted:
-            membership.delete()
-        elif membership.role != wanted[user_id]:
+            if not membership.joined_by:
+                membership.delete()
+        elif membership.role != wanted[user_id] or membership.joined_by:
             membership.role = wanted[user_id]
-            membership.save(update_fields=["role"])
+            membership.joined_by = ""
+            membership.save(update_fields=["role", "joined_by"])
     Membership.objects.bulk_create(
         [Membership(household=household, user_id=uid, role=role) for uid, role in wanted.items() if uid not in current]
     )

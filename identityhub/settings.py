@@ -183,6 +183,7 @@ INSTALLED_APPS = [
     "identityhub.oidc",
     "accounts",
     "synology",
+    "joining",  # invitations and access requests (above accounts, synology and the provider)
     "django_ratelimit",  # its system check of the cache (silenced below, deliberately)
 ]
 if DEBUG:
@@ -262,6 +263,7 @@ HUB_RATELIMIT_LOGIN = env_rate("HUB_RATELIMIT_LOGIN", "30/m")  # /login* per add
 HUB_RATELIMIT_COMPLETE = env_rate("HUB_RATELIMIT_COMPLETE", "30/m")  # /complete* per address
 HUB_RATELIMIT_TOKEN_FAILURES = env_rate("HUB_RATELIMIT_TOKEN_FAILURES", "10/m")  # 401s at /token/ per address
 HUB_RATELIMIT_TOKEN_CLIENT_FAILURES = env_rate("HUB_RATELIMIT_TOKEN_CLIENT_FAILURES", "30/m")  # … per client_id
+HUB_RATELIMIT_ACCESS_REQUEST = env_rate("HUB_RATELIMIT_ACCESS_REQUEST", "10/h")  # "Ask for access" per address
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True  # a cache that cannot count must not lock the family out
 # django-ratelimit's check knows django-redis, not Django's own RedisCache (ours: atomic INCR, shared),
@@ -322,9 +324,11 @@ SOCIAL_AUTH_PIPELINE = (
     "social_core.pipeline.social_auth.social_uid",
     "social_core.pipeline.social_auth.auth_allowed",
     "social_core.pipeline.social_auth.social_user",
+    "joining.pipeline.invited_person",  # an invitation names the person, whatever the email
     "accounts.pipeline.link_declared_person",
     "social_core.pipeline.social_auth.associate_user",
     "accounts.pipeline.bind_link_to_issuer",  # a new link records the issuer it was made under
+    "joining.pipeline.use_invitation",  # single use: claimed once the link exists, or undone
 )
 
 # --- OpenID Connect provider (django-oauth-toolkit) -----------------------------------------
@@ -393,6 +397,39 @@ HUB_KEY_RETIREMENT_SECONDS = int(os.environ.get("HUB_KEY_RETIREMENT_SECONDS", st
 HUB_REDEEMED_CODE_RETENTION_SECONDS = (
     OAUTH2_PROVIDER["REFRESH_TOKEN_EXPIRE_SECONDS"] + OAUTH2_PROVIDER["ACCESS_TOKEN_EXPIRE_SECONDS"]
 )
+
+# --- email to household admins (access requests) -------------------------------------------
+def _email_settings(url: str) -> dict:
+    """HUB_EMAIL_URL: `smtp://user:pass@host:587?tls=1` (or `ssl=1`), `console://`, or unset (no mail)."""
+    from urllib.parse import parse_qs, unquote
+
+    if not url:
+        return {"HUB_EMAIL_ENABLED": False}
+    parts = urlsplit(url)
+    if parts.scheme == "console":
+        return {"HUB_EMAIL_ENABLED": True, "EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ImproperlyConfigured("HUB_EMAIL_URL must look like smtp://user:password@host:587?tls=1 or console://")
+    query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return {
+        "HUB_EMAIL_ENABLED": True,
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": parts.hostname,
+        "EMAIL_PORT": parts.port or (465 if parts.scheme == "smtps" else 587),
+        "EMAIL_HOST_USER": unquote(parts.username or ""),
+        "EMAIL_HOST_PASSWORD": unquote(parts.password or ""),
+        "EMAIL_USE_TLS": env_flag_value(query.get("tls", "")),
+        "EMAIL_USE_SSL": parts.scheme == "smtps" or env_flag_value(query.get("ssl", "")),
+        "EMAIL_TIMEOUT": 10,
+    }
+
+
+def env_flag_value(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+globals().update(_email_settings(os.environ.get("HUB_EMAIL_URL", "").strip()))
+DEFAULT_FROM_EMAIL = os.environ.get("HUB_EMAIL_FROM") or f"identity-hub@{_issuer.hostname}"
 
 # Retention for housekeeping (identityhub.tasks.housekeeping).
 HUB_SYNCRUN_RETENTION_DAYS = int(os.environ.get("HUB_SYNCRUN_RETENTION_DAYS", "30"))

@@ -12,6 +12,7 @@ from . import views
 hub_patterns = [
     path("", include("identityhub.oidc.urls")),
     path("", include("accounts.urls")),
+    path("", include("joining.urls")),
     path("admin/", admin.site.urls),
     path("i18n/", include("django.conf.urls.i18n")),  # set_language: the footer's language switcher
     # Browsers ask for /favicon.ico on every page that names none (the admin's). As a 404 it rendered

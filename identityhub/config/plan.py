@@ -295,8 +295,15 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
     # households
     households = {h.pk: h for h in Household.objects.all()}
     memberships: dict[str, dict[str, str]] = {}
-    for household_id, email, role in Membership.objects.values_list("household_id", "user__email", "role"):
+    # Memberships from joining through the hub are not the file's: apply leaves them (set_members).
+    joined = Membership.objects.exclude(joined_by="")
+    for household_id, email, role in Membership.objects.filter(joined_by="").values_list(
+            "household_id", "user__email", "role"):
         memberships.setdefault(household_id, {})[email] = role
+    declared = {(w.id, email) for w in desired.households for email in w.members}
+    for household_id, email, role in joined.values_list("household_id", "user__email", "role"):
+        if (household_id, email) in declared:  # the file takes it over: a role change shows as usual
+            memberships.setdefault(household_id, {})[email] = role
     for w in desired.households:
         h = households.get(w.id)
         fields = []
