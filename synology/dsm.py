@@ -6,6 +6,14 @@ login with a named session and ``enable_syno_token=yes``, the token sent as ``X-
 POSTs so the password never lands in a URL; the ``success`` flag checked on every answer; paged
 ``SYNO.Core.User list``; one re-login on 106/119; logout always, also after errors.
 
+Account creation (synology.provisioning): ``SYNO.Core.User get`` / ``create``,
+``SYNO.Core.User.PasswordPolicy get`` and the asynchronous ``SYNO.Core.User.Group join`` /
+``join_status``. The two extra APIs are optional in discovery: a NAS without them syncs as before and
+gets a clear error only when they are needed. The new account's password is sent as is in the POST
+body: NAS URLs are https (http on loopback only, the tests' fake), and DSM's RSA encryption of the
+field is only for plain http. The codes DSM uses for "no such user", "name taken", "bad name" and
+"weak password" are not documented: the ones below (31xx) are inferences, the fake answers them.
+
 Usage::
 
     with DSMClient(base_url, username, password, verify=nas.tls_verify) as dsm:
@@ -24,6 +32,7 @@ handshake, headers, body). Answers are read in chunks up to ``max_response_bytes
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import os
@@ -47,6 +56,10 @@ log = logging.getLogger(__name__)
 AUTH_API = "SYNO.API.Auth"
 USER_API = "SYNO.Core.User"
 INFO_API = "SYNO.DSM.Info"  # optional: the DSM version (getinfo -> version_string)
+PASSWORD_POLICY_API = "SYNO.Core.User.PasswordPolicy"  # optional: account creation only
+GROUP_API = "SYNO.Core.User.Group"  # optional: account creation only
+OPTIONAL_APIS = (INFO_API, PASSWORD_POLICY_API, GROUP_API)
+ACCOUNT_ADDITIONAL = ["email", "description", "expired"]
 DEFAULT_TIMEOUT: tuple[float, float] = (5.0, 30.0)  # (connect, read) seconds, on every call
 DEFAULT_CALL_DEADLINE = 60.0  # seconds for one whole call: connect, TLS, headers and body
 LOGOUT_DEADLINE = 5.0  # logout runs after errors too: never wait long for it
@@ -56,6 +69,22 @@ MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 _CHUNK = 64 * 1024
 DEFAULT_PAGE_SIZE = 1000
 DEFAULT_SESSION = "IdentityHub"
+JOIN_POLL_FIRST = 0.1  # seconds before the first join_status poll; doubles up to JOIN_POLL_MAX
+JOIN_POLL_MAX = 1.0
+
+# DSM's user-management error codes are not publicly documented. These are inferences (the 31xx range
+# DSM's account pages use); tests/fakes/dsm.py answers the same ones. Any other code keeps its number
+# in the message, so an admin can still look it up.
+USER_NOT_FOUND = 3100  # get / set / join: no account with that name
+NAME_TAKEN = 3101  # create: an account with that name exists (DSM compares names case-insensitively)
+BAD_NAME = 3102  # create: characters DSM refuses, too long, or a reserved name
+WEAK_PASSWORD = 3103  # create / set: the password breaks the NAS's password policy
+ACCOUNT_ERRORS = {
+    USER_NOT_FOUND: "no such account",
+    NAME_TAKEN: "the account name is taken",
+    BAD_NAME: "the account name is not allowed",
+    WEAK_PASSWORD: "the password does not satisfy the password policy",
+}
 
 Timeout = float | tuple[float, float]
 Progress = Callable[[str], None]
@@ -141,7 +170,7 @@ def _auth_error(code: int, username: str) -> DSMError:
 
 
 def _api_error(code: int, what: str) -> DSMError:
-    text = COMMON_ERRORS.get(code, "error")
+    text = COMMON_ERRORS.get(code) or (ACCOUNT_ERRORS.get(code) if what.startswith(USER_API) else None) or "error"
     cls = DSMSessionExpired if code in (106, 119) else DSMApiError
     return cls(f"DSM answered error {code} ({text}) to {what}", code=code)
 
@@ -156,6 +185,54 @@ class DSMUser:
     description: str = ""
     expired: bool = False
     uid: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordPolicy:
+    """``SYNO.Core.User.PasswordPolicy get`` -> ``data.strong_password``; a missing key is a rule that is off."""
+
+    min_length: int = 0
+    min_length_enable: bool = False
+    mixed_case: bool = False
+    included_numeric_char: bool = False
+    included_special_char: bool = False
+    exclude_username: bool = False
+    history_num: int = 0
+
+    @property
+    def required_length(self) -> int:
+        """The shortest password the policy accepts (0: no rule)."""
+        return self.min_length if self.min_length_enable else 0
+
+
+def parse_password_policy(raw: Any) -> PasswordPolicy:
+    """Read ``data.strong_password`` tolerantly: unknown keys are ignored, odd values count as off / 0."""
+    if not isinstance(raw, dict):
+        return PasswordPolicy()
+
+    def flag(key: str) -> bool:
+        value = raw.get(key)
+        if isinstance(value, str):
+            return value.strip().lower() in ("true", "yes", "1")
+        return value is True or (isinstance(value, int) and value > 0)
+
+    def number(key: str) -> int:
+        value = raw.get(key)
+        if isinstance(value, bool):
+            return 0
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        return value if isinstance(value, int) and value > 0 else 0
+
+    return PasswordPolicy(
+        min_length=number("min_length"),
+        min_length_enable=flag("min_length_enable"),
+        mixed_case=flag("mixed_case"),
+        included_numeric_char=flag("included_numeric_char"),
+        included_special_char=flag("included_special_char"),
+        exclude_username=flag("exclude_username"),
+        history_num=number("history_num"),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -463,12 +540,14 @@ class DSMClient:
 
     # API
     def discover(self) -> dict[str, ApiInfo]:
-        """SYNO.API.Info: where Auth and Core.User live and which versions they speak."""
+        """SYNO.API.Info: where Auth and Core.User live and which versions they speak (and the optional
+        APIs: DSM.Info, Core.User.PasswordPolicy, Core.User.Group, when offered)."""
         what = "API discovery (SYNO.API.Info)"
         self.progress("discovering APIs")
         body = self._request(
             "query.cgi",
-            {"api": "SYNO.API.Info", "version": "1", "method": "query", "query": f"{AUTH_API},{USER_API},{INFO_API}"},
+            {"api": "SYNO.API.Info", "version": "1", "method": "query",
+             "query": ",".join([AUTH_API, USER_API, *OPTIONAL_APIS])},
             what=what,
             method="GET",
         )
@@ -490,9 +569,10 @@ class DSMClient:
             raise DSMBadResponse("this DSM is too old: SYNO.API.Auth v3 or later is needed")
         if not apis[USER_API].min_version <= 1 <= apis[USER_API].max_version:
             raise DSMBadResponse(f"{what}: SYNO.Core.User v1 is not offered")
-        info = _optional_api(data.get(INFO_API))
-        if info is not None:
-            apis[INFO_API] = info
+        for name in OPTIONAL_APIS:
+            info = _optional_api(data.get(name))
+            if info is not None:
+                apis[name] = info
         self.apis = apis
         return apis
 
@@ -579,7 +659,10 @@ class DSMClient:
                 self.login()
                 continue
             if code == 105:
-                raise _auth_error(105, self.username)
+                if api == USER_API and method == "list":
+                    raise _auth_error(105, self.username)
+                raise DSMAuthError(f"the service account {self.username!r} is not an administrator ({what} needs "
+                                   "the administrators group) (DSM error 105)", code=105)
             raise _api_error(code, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -648,6 +731,118 @@ class DSMClient:
             raise DSMBadResponse(f"user list has {len(users)} entries but DSM announced {total}")
         return users
 
+    # account creation
+    def _api_version(self, api: str, purpose: str, wanted: int = 1) -> int:
+        """The version to speak for an optional API: `wanted` when offered, else its minVersion (what
+        public clients send). Raises a clear DSMApiError when the NAS does not offer the API."""
+        info = self.apis.get(api)
+        if info is None:
+            raise DSMApiError(f"{self.base_url} does not offer {api}, which {purpose} needs (DSM 6.2 or later)")
+        return wanted if info.min_version <= wanted <= info.max_version else info.min_version
+
+    def get_user(self, name: str) -> DSMUser | None:
+        """One local account as ``SYNO.Core.User get`` reports it (with uid), or None when DSM says
+        there is no such account (error USER_NOT_FOUND, an inference)."""
+        try:
+            data = self.call(USER_API, "get", 1, {"name": name, "additional": json.dumps(ACCOUNT_ADDITIONAL)})
+        except DSMApiError as error:
+            if error.code == USER_NOT_FOUND:
+                return None
+            raise
+        users = data.get("users")
+        if not isinstance(users, list):
+            raise DSMBadResponse(f"{USER_API} get: the answer has no 'users' list")
+        if not users:
+            return None
+        user = parse_user(users[0])
+        if user.name.lower() != name.lower():
+            raise DSMBadResponse(f"{USER_API} get: asked for {name!r}, DSM answered {user.name!r}")
+        return user
+
+    def password_policy(self) -> PasswordPolicy:
+        """The NAS's password rules for local accounts (``SYNO.Core.User.PasswordPolicy get``)."""
+        version = self._api_version(PASSWORD_POLICY_API, "reading the password policy")
+        data = self.call(PASSWORD_POLICY_API, "get", version)
+        return parse_password_policy(data.get("strong_password"))
+
+    def create_user(self, name: str, password: str, *, email: str = "", description: str = "") -> int | None:
+        """Create a local account that can sign in (``expired=never``) and whose password never expires;
+        DSM sends no mail. Returns the uid DSM reports, or None. The password travels only in the POST
+        body, as is (https; http only to a loopback address)."""
+        if not self._may_send_password():
+            raise DSMError(f"refusing to send a new account's password to {self.base_url} over plain http: "
+                           "use https")
+        data = self.call(
+            USER_API,
+            "create",
+            1,
+            {
+                "name": name,
+                "password": password,
+                "description": description,
+                "email": email,
+                "expired": "never",
+                "cannot_chg_passwd": "false",
+                "passwd_never_expire": "true",
+                "notify_by_email": "false",
+                "send_password": "false",
+            },
+        )
+        uid = data.get("uid")
+        if isinstance(uid, str) and uid.isdigit():
+            uid = int(uid)
+        return uid if isinstance(uid, int) and not isinstance(uid, bool) else None
+
+    def _may_send_password(self) -> bool:
+        parts = urlsplit(self.base_url)
+        if parts.scheme == "https":
+            return True
+        host = parts.hostname or ""
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+    def join_groups(self, name: str, groups: list[str]) -> None:
+        """Add the account to `groups` (``SYNO.Core.User.Group join``, asynchronous), then poll
+        ``join_status`` until DSM says the task finished — within the client's deadline (or one
+        `call_deadline` when it has none). Nothing is sent for an empty list."""
+        if not groups:
+            return
+        purpose = "adding an account to groups"
+        version = self._api_version(GROUP_API, purpose)
+        what = f"{GROUP_API} join"
+        data = self.call(
+            GROUP_API, "join", version,
+            {"name": name, "join_group": json.dumps(list(groups)), "leave_group": json.dumps([])},
+        )
+        task_id = data.get("task_id")
+        if not isinstance(task_id, str) or not task_id:
+            raise DSMBadResponse(f"{what}: the answer has no task id")
+        self.progress(f"adding {name} to {', '.join(groups)}")
+        started = time.monotonic()
+        ends = started + self.call_deadline
+        if self._ends is not None:
+            ends = min(ends, self._ends)
+        delay = JOIN_POLL_FIRST
+        while True:
+            status = self.call(GROUP_API, "join_status", version, {"task_id": task_id})
+            finished = status.get("finish", status.get("finished"))
+            if finished is True:
+                if status.get("success") is False or status.get("has_fail") is True:
+                    raise DSMApiError(f"{what}: DSM could not add {name!r} to {', '.join(groups)}")
+                return
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise DSMApiError(
+                    f"{what}: DSM had not finished adding {name!r} to {', '.join(groups)} after "
+                    f"{time.monotonic() - started:.0f} s"
+                )
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, JOIN_POLL_MAX)
+
 
 _INFO_PATH = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?")
 
@@ -655,7 +850,8 @@ _INFO_PATH = re.compile(r"[A-Za-z0-9_.-]+(?:/[A-Za-z0-9_.-]+)?")
 def _optional_api(info: Any) -> ApiInfo | None:
     """An optional API's discovery entry, or None when absent or malformed (then it is not used).
 
-    DSM 6 may place SYNO.DSM.Info under one sub-folder (``dsm/info.cgi``); nothing deeper and no ``..``."""
+    DSM 6 may place SYNO.DSM.Info under one sub-folder (``dsm/info.cgi``); nothing deeper and no ``..``
+    (the same rule for the account-creation APIs)."""
     if not isinstance(info, dict):
         return None
     path, lo, hi = info.get("path"), info.get("minVersion"), info.get("maxVersion")

@@ -1,4 +1,4 @@
-"""A real HTTP fake of the DSM Web API parts the user sync uses (127.0.0.1, random port).
+"""A real HTTP fake of the DSM Web API parts the hub uses (127.0.0.1, random port).
 
 Speaks SYNO.API.Info / SYNO.API.Auth (login, logout) / SYNO.Core.User list / SYNO.DSM.Info getinfo
 (the version, `fake.dsm_version`; `fake.offer_info = False` hides the API) as documented in
@@ -7,13 +7,28 @@ Speaks SYNO.API.Info / SYNO.API.Auth (login, logout) / SYNO.Core.User list / SYN
 SynoToken in the X-SYNO-TOKEN header. Accounts can need 2FA (403), be non-admins (105), disabled
 (401) or locked (411).
 
+Account creation ("Creating and changing accounts" in the reference): SYNO.Core.User `create` /
+`get` / `set`, SYNO.Core.User.PasswordPolicy `get` (`fake.password_policy`, the `strong_password`
+object; the fake really checks passwords against it) and SYNO.Core.User.Group `join` /
+`join_status` (asynchronous: a task id, finished on the `fake.join_polls`-th status poll; memberships
+in `fake.groups[name]`, known groups in `fake.dsm_groups`). `fake.offer_account_apis = False` hides
+the PasswordPolicy and Group APIs. Created accounts appear in later listings (email, description,
+expired "normal"); their passwords are kept apart in `fake.passwords`. Every user-management call
+needs an administrator session (105 otherwise). DSM's codes for these failures are undocumented; the
+fake answers inferred ones (same values as synology.dsm): 3100 no such account (get/set/join), 3101
+name taken (case-insensitively), 3102 bad name (DSM's forbidden punctuation, whitespace, a leading
+"-", more than 64 characters, a reserved system name), 3103 weak password (the policy, or more than
+127 characters); an unknown group or task is 120. Names are looked up case-insensitively.
+
 Fault switches (`fake.fault(...)`): connection refused (`fake.stop()`), slow answers (timeouts),
 HTTP 500, non-JSON, a 307 redirect, a missing `data`, `success: false` without a code, an error
 code, failure on page N of the listing, an expired session (119 once). Open sessions are tracked: `fake.sessions`.
 A NAS that drips its answer one byte every `seconds` (`drip`: status line, headers and body;
 `drip_body`: headers at once, then the body), and one whose answer never ends (`oversize`: no
 Content-Length, bytes until the client hangs up; `oversize_declared`: a 100 MiB Content-Length first);
-`fake.bytes_sent` counts what those two wrote.
+`fake.bytes_sent` counts what those two wrote. A NAS that goes down mid-way (`down_after`: the
+matching call is carried out and answered, then the fake stops listening and forgets its sessions, as
+a NAS that lost power; `fake.start()` brings it back on the same port).
 
     with FakeDSM(mode="dsm7") as fake:
         fake.add_user("mael.valais", email="Mael@Example.com")
@@ -26,6 +41,7 @@ import json
 import secrets
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -45,6 +61,7 @@ class ServiceAccount:
 class Fault:
     kind: str  # http500 | nonjson | no_data | no_code | code | sleep | expire_session | malformed | redirect
     #           | drip | drip_body (one byte every `seconds`) | oversize | oversize_declared (an endless body)
+    #           | down_after (answer, then stop listening and forget the sessions)
     api: str | None = None  # None: any API
     method: str | None = None
     page: int | None = None  # list calls only: 0-based page index (offset // limit)
@@ -52,6 +69,21 @@ class Fault:
     code: int = 117
     seconds: float = 0.0
     location: str = ""  # redirect: the Location header
+
+
+# DSM's user-management error codes (undocumented: inferences, the same values as synology.dsm).
+USER_NOT_FOUND = 3100
+NAME_TAKEN = 3101
+BAD_NAME = 3102
+WEAK_PASSWORD = 3103
+NAME_MAX = 64
+PASSWORD_MAX = 127
+FORBIDDEN_NAME_CHARS = set('!"#$%&\'()*+,/:;<=>?@[\\]^`{|}~')
+RESERVED_NAMES = {"root", "daemon", "nobody", "system", "admin", "guest"}
+DEFAULT_POLICY = {
+    "exclude_username": True, "history_num": 0, "included_numeric_char": True, "included_special_char": False,
+    "min_length": 8, "min_length_enable": True, "mixed_case": True,
+}
 
 
 @dataclass
@@ -92,6 +124,14 @@ class FakeDSM:
         # What SYNO.DSM.Info getinfo reports as version_string (DSM 6.2 mode: a 6.2 string).
         self.dsm_version = "DSM 7.2.2-72806 Update 3" if mode == "dsm7" else "DSM 6.2.4-25556 Update 7"
         self.offer_info = True
+        # Account creation
+        self.offer_account_apis = True  # SYNO.Core.User.PasswordPolicy and SYNO.Core.User.Group
+        self.password_policy: dict[str, Any] = dict(DEFAULT_POLICY)
+        self.passwords: dict[str, str] = {}  # accounts created or changed through the API
+        self.groups: dict[str, set[str]] = {}  # account name -> its groups (created accounts start in "users")
+        self.dsm_groups: set[str] = {"administrators", "users", "http"}
+        self.join_polls = 2  # join_status answers finish on this poll of a task
+        self.tasks: dict[str, dict[str, Any]] = {}
         self.bytes_sent = 0  # oversize faults: bytes of endless body written before the client hung up
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -117,6 +157,12 @@ class FakeDSM:
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
+
+    def go_down(self) -> None:
+        """The NAS loses power: it stops listening and its sessions are gone (`start()` brings it back)."""
+        self.stop()
+        with self._lock:
+            self.sessions.clear()
 
     def stop(self) -> None:
         """Close the listening socket: later connections are refused."""
@@ -147,6 +193,30 @@ class FakeDSM:
     def set_users(self, users: list[dict[str, Any]]) -> None:
         with self._lock:
             self.users = [dict(u) for u in users]
+
+    def find_user(self, name: str) -> dict[str, Any] | None:
+        """The account named `name`, compared case-insensitively (as DSM does), or None."""
+        with self._lock:
+            return next((u for u in self.users if u["name"].lower() == name.lower()), None)
+
+    def password_problem(self, name: str, password: str) -> str | None:
+        """Why `fake.password_policy` refuses `password` for account `name`, or None."""
+        policy = self.password_policy
+        if not password:
+            return "empty"
+        if len(password) > PASSWORD_MAX:
+            return "too long"
+        if policy.get("min_length_enable") and len(password) < int(policy.get("min_length") or 0):
+            return "too short"
+        if policy.get("mixed_case") and not (any(c.islower() for c in password) and any(c.isupper() for c in password)):
+            return "no mixed case"
+        if policy.get("included_numeric_char") and not any(c.isdigit() for c in password):
+            return "no digit"
+        if policy.get("included_special_char") and all(c.isalnum() for c in password):
+            return "no special character"
+        if policy.get("exclude_username") and name.lower() in password.lower():
+            return "contains the user name"
+        return None
 
     def fault(self, kind: str, **kwargs: Any) -> Fault:
         f = Fault(kind, **kwargs)
@@ -203,14 +273,21 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle(params)
 
     _drip: Fault | None = None
+    _down_after = False
 
     def _send(self, status: int, body: bytes, content_type: str = "application/json") -> None:
         if self._drip is not None:
             return self._send_dripping(status, body, content_type, self._drip)
+        if self._down_after:
+            # Down before the answer leaves: the client's next call (new connection) is refused.
+            self.dsm.go_down()
+            self.close_connection = True
         try:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(body)))
+            if self._down_after:
+                self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):
@@ -268,6 +345,8 @@ class _Handler(BaseHTTPRequestHandler):
         if fault is not None:
             if fault.kind == "sleep":
                 dsm._wake.wait(fault.seconds)
+            elif fault.kind == "down_after":
+                self._down_after = True  # the call is carried out and answered, then the NAS is down
             elif fault.kind in ("drip", "drip_body"):
                 self._drip = fault  # the real answer, one byte at a time
             elif fault.kind in ("oversize", "oversize_declared"):
@@ -316,11 +395,28 @@ class _Handler(BaseHTTPRequestHandler):
             session = self._session(params)
             if session is None:
                 return self._json(_err(119))
-            if method != "list":
+            handler = {"list": self._list, "get": self._get, "create": self._create, "set": self._set}.get(method)
+            if handler is None:
                 return self._json(_err(103))
             if not dsm.accounts[session.account].admin:
                 return self._json(_err(105))
-            return self._json(self._list(params))
+            return self._json(handler(params))
+        account_apis = {
+            "SYNO.Core.User.PasswordPolicy": {"get": self._policy},
+            "SYNO.Core.User.Group": {"join": self._join, "join_status": self._join_status},
+        }
+        if api in account_apis and dsm.offer_account_apis and path == "/webapi/entry.cgi":
+            session = self._session(params)
+            if session is None:
+                return self._json(_err(119))
+            if params.get("version") != "1":
+                return self._json(_err(104))
+            handler = account_apis[api].get(method)
+            if handler is None:
+                return self._json(_err(103))
+            if not dsm.accounts[session.account].admin:
+                return self._json(_err(105))
+            return self._json(handler(params))
         info_path = "/webapi/entry.cgi" if dsm.mode == "dsm7" else "/webapi/dsm/info.cgi"
         if api == "SYNO.DSM.Info" and dsm.offer_info and path == info_path:
             session = self._session(params)
@@ -349,6 +445,9 @@ class _Handler(BaseHTTPRequestHandler):
             "SYNO.API.Auth": auth,
             "SYNO.Core.User": {"path": "entry.cgi", "minVersion": 1, "maxVersion": 1},
         }
+        if self.dsm.offer_account_apis:
+            apis["SYNO.Core.User.PasswordPolicy"] = {"path": "entry.cgi", "minVersion": 1, "maxVersion": 1}
+            apis["SYNO.Core.User.Group"] = {"path": "entry.cgi", "minVersion": 1, "maxVersion": 1}
         if self.dsm.offer_info:
             # DSM 6.2 reports the info API in a sub-folder (the client must follow the reported path).
             apis["SYNO.DSM.Info"] = {
@@ -418,6 +517,127 @@ class _Handler(BaseHTTPRequestHandler):
                 item["uid"] = user.get("uid")
             out.append(item)
         return _ok({"offset": offset, "total": len(users), "users": out})
+
+
+    # account creation
+    @staticmethod
+    def _name_problem(name: str) -> bool:
+        return (
+            not name or len(name) > NAME_MAX or name.startswith("-") or name.lower() in RESERVED_NAMES
+            or any(c in FORBIDDEN_NAME_CHARS or c.isspace() or not c.isprintable() for c in name)
+        )
+
+    def _get(self, params: dict[str, str]) -> dict[str, Any]:
+        user = self.dsm.find_user(params.get("name", ""))
+        if user is None:
+            return _err(USER_NOT_FOUND)
+        additional = json.loads(params.get("additional", "[]") or "[]")
+        item: dict[str, Any] = {"name": user["name"], "uid": user.get("uid")}
+        for key in additional:
+            if key in user:
+                item[key] = user[key]
+        return _ok({"users": [item]})
+
+    def _create(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        name, password = params.get("name"), params.get("password")
+        if name is None or password is None:
+            return _err(114)
+        if self._name_problem(name):
+            return _err(BAD_NAME)
+        if dsm.password_problem(name, password):
+            return _err(WEAK_PASSWORD)
+        with dsm._lock:
+            if any(u["name"].lower() == name.lower() for u in dsm.users):
+                return _err(NAME_TAKEN)
+            uid = max([1025, *(int(u.get("uid") or 0) for u in dsm.users)]) + 1
+            dsm.users.append({
+                "name": name, "email": params.get("email", ""), "description": params.get("description", ""),
+                # The pitfall in the reference: expired=now makes an account that cannot sign in.
+                "expired": "now" if params.get("expired") == "now" else "normal", "uid": uid,
+            })
+            dsm.passwords[name] = password
+            dsm.groups[name] = {"users"}
+        return _ok({"name": name, "uid": uid})
+
+    def _set(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        user = dsm.find_user(params.get("name", ""))
+        if user is None:
+            return _err(USER_NOT_FOUND)
+        new_name = params.get("new_name") or user["name"]
+        if new_name != user["name"]:
+            if self._name_problem(new_name):
+                return _err(BAD_NAME)
+            other = dsm.find_user(new_name)
+            if other is not None and other is not user:
+                return _err(NAME_TAKEN)
+        password = params.get("password")
+        if password and dsm.password_problem(new_name, password):
+            return _err(WEAK_PASSWORD)
+        with dsm._lock:
+            old = user["name"]
+            user["name"] = new_name
+            for key in ("email", "description"):
+                if key in params:
+                    user[key] = params[key]
+            if params.get("expired") in ("now", "never", "normal"):
+                user["expired"] = "now" if params["expired"] == "now" else "normal"
+            if old in dsm.passwords:
+                dsm.passwords[new_name] = dsm.passwords.pop(old)
+            if old in dsm.groups:
+                dsm.groups[new_name] = dsm.groups.pop(old)
+            if password:
+                dsm.passwords[new_name] = password
+        return _ok({"name": new_name, "uid": user.get("uid")})
+
+    def _policy(self, params: dict[str, str]) -> dict[str, Any]:
+        return _ok({"enable_reset_passwd_by_email": False, "password_must_change": False,
+                    "strong_password": dict(self.dsm.password_policy)})
+
+    def _join(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        user = dsm.find_user(params.get("name", ""))
+        if user is None:
+            return _err(USER_NOT_FOUND)
+        try:
+            join = json.loads(params.get("join_group", "[]") or "[]")
+            leave = json.loads(params.get("leave_group", "[]") or "[]")
+        except ValueError:
+            return _err(120)
+        if not isinstance(join, list) or not isinstance(leave, list):
+            return _err(120)
+        if any(not isinstance(g, str) or g not in dsm.dsm_groups for g in join + leave):
+            return _err(120)
+        task_id = f"@administrators/groupbatch{int(time.time())}{secrets.token_hex(4).upper()}"
+        with dsm._lock:
+            dsm.tasks[task_id] = {"name": user["name"], "uid": user.get("uid"), "join": join, "leave": leave,
+                                  "polls": 0}
+        return _ok({"task_id": task_id})
+
+    def _join_status(self, params: dict[str, str]) -> dict[str, Any]:
+        dsm = self.dsm
+        with dsm._lock:
+            task = dsm.tasks.get(params.get("task_id", ""))
+            if task is None:
+                return _err(120)
+            task["polls"] += 1
+            finished = task["polls"] >= dsm.join_polls
+            if finished and not task.get("done"):
+                groups = dsm.groups.setdefault(task["name"], set())
+                groups.update(task["join"])
+                groups.difference_update(task["leave"])
+                task["done"] = True
+            total = len(task["join"]) + len(task["leave"])
+        return _ok({
+            "auto_remove": False,
+            "data": {"name": task["name"], "pid": 4242, "progress": total if finished else 0, "total": total,
+                     "uid": task["uid"]},
+            "finish": finished,
+            "info": {"api": "SYNO.Core.User.Group", "group": "administrators", "method": "join",
+                     "prefix": "groupbatch", "version": 1},
+            "success": True,
+        })
 
 
 def _cookie(header: str, name: str) -> str | None:
