@@ -32,6 +32,11 @@ class NAS(models.Model):
     sync_interval = models.DurationField(_("sync interval"), default=timedelta(hours=1))
     enabled = models.BooleanField(_("enabled"), default=True)
     managed = models.BooleanField(_("managed by the config"), default=False)
+    new_account_groups = models.JSONField(
+        _("groups for new accounts"), default=list, blank=True,
+        help_text=_("DSM groups an account the hub creates on this NAS joins (every account is in \"users\" "
+                    "already)"),
+    )
 
     next_sync_at = models.DateTimeField(_("next sync"), null=True, blank=True, db_index=True)
     last_status = models.CharField(_("status"), max_length=16, choices=Status.choices, default=Status.NEVER)
