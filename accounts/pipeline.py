@@ -105,7 +105,8 @@ def link_declared_person(backend, details, response, uid, user=None, social=None
     person = User.objects.filter(email=email).first()
     if person is None or not person.is_active:
         # The upstream verified this address: a refusal page may offer to ask for access with it.
-        identity = {"upstream": backend.name, "uid": str(uid), "iss": issuer, "email": email,
+        identity = {"upstream": backend.name, "uid": str(uid), "id_key": kwargs.get("id_key") or "", "iss": issuer,
+                    "email": email,
                     "name": (details.get("fullname") or _claim(backend, response, "name") or "")[:150]}
         raise SignInRefused(backend, "unknown_person",
                             _("%(email)s is not a member of any household on this hub.") % {"email": email},

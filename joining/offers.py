@@ -46,7 +46,8 @@ def ask_for_access_offer(request: HttpRequest, refused: Refused) -> RefusalOffer
         identity = refused.identity
         ask = AskContext(email=identity["email"], name=identity.get("name", ""), household_id=target.household_id,
                          client_id=target.client_id, nas_id=target.nas_id, upstream_id=identity.get("upstream", ""),
-                         subject=identity.get("uid", ""), issuer=identity.get("iss", ""))
+                         subject=identity.get("uid", ""), id_key=identity.get("id_key", ""),
+                         issuer=identity.get("iss", ""))
     request.session[ASK_SESSION_KEY] = {**ask.as_session(), "next": _local(refused.next_url)}
     return RefusalOffer(
         _("You can ask the admins of %(household)s to let you in. They will see your name and %(email)s.")

@@ -199,6 +199,7 @@ class AskContext:
     user_id: int | None = None
     upstream_id: str = ""
     subject: str = ""
+    id_key: str = ""
     issuer: str = ""
 
     def as_session(self) -> dict[str, Any]:
@@ -227,7 +228,7 @@ def request_access(ask: AskContext) -> tuple[AccessRequest, bool]:
             request = AccessRequest.objects.create(
                 household_id=ask.household_id, client_id=ask.client_id, nas_id=ask.nas_id or None, email=email,
                 name=ask.name[:150], user_id=ask.user_id, upstream_id=ask.upstream_id, subject=ask.subject,
-                issuer=ask.issuer)
+                id_key=ask.id_key, issuer=ask.issuer)
     except IntegrityError:  # a concurrent request of the same person for the same app won
         return open_request(email, ask.client_id), False
     record_event("admin_change", reason="access_requested", email=email, client_id=ask.client_id,
@@ -287,8 +288,10 @@ def approve_request(request: AccessRequest, *, by: User | None = None, account: 
         _join(person, locked.household, Membership.Role.MEMBER, "request")
         if locked.upstream_id and locked.subject and not UserSocialAuth.objects.filter(
                 provider=locked.upstream_id, uid=locked.subject).exists():
-            UserSocialAuth.objects.create(user=person, provider=locked.upstream_id, uid=locked.subject,
-                                          extra_data={"iss": locked.issuer} if locked.issuer else {})
+            # As social-auth's associate_user makes it, with the issuer bound (accounts.pipeline).
+            link = UserSocialAuth.create_social_auth(person, locked.subject, locked.upstream_id, id_key=locked.id_key)
+            link.extra_data = {"iss": locked.issuer} if locked.issuer else {}
+            link.save(update_fields=["extra_data"])
         done = [_("%(email)s joined %(household)s") % {"email": person.email, "household": locked.household}]
         if dsm_account is not None:
             _existing_account(dsm_account.nas, dsm_account.name, person)
