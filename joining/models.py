@@ -84,7 +84,7 @@ class AccessRequest(models.Model):
     upstream_id = models.CharField(_("signed in with"), max_length=64, blank=True)
     subject = models.CharField(_("subject"), max_length=255, blank=True,
                                help_text=_("the upstream's identifier for them"))
-    id_key = models.CharField(max_length=64, blank=True, editable=False, help_text="social-auth's id_key of the subject")
+    id_key = models.CharField(max_length=64, blank=True, editable=False, help_text="social-auth id_key of the subject")
     issuer = models.CharField(max_length=500, blank=True, editable=False)
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.OPEN, db_index=True)
     created_at = models.DateTimeField(_("asked"), auto_now_add=True)

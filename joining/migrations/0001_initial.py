@@ -48,7 +48,7 @@ class Migration(migrations.Migration):
                 ('name', models.CharField(blank=True, max_length=150, verbose_name='name')),
                 ('upstream_id', models.CharField(blank=True, max_length=64, verbose_name='signed in with')),
                 ('subject', models.CharField(blank=True, help_text="the upstream's identifier for them", max_length=255, verbose_name='subject')),
-                ('id_key', models.CharField(blank=True, editable=False, help_text="social-auth's id_key of the subject", max_length=64)),
+                ('id_key', models.CharField(blank=True, editable=False, help_text="social-auth id_key of the subject", max_length=64)),
                 ('issuer', models.CharField(blank=True, editable=False, max_length=500)),
                 ('state', models.CharField(choices=[('open', 'waiting for an answer'), ('approved', 'approved'), ('declined', 'declined')], db_index=True, default='open', max_length=16, verbose_name='state')),
                 ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='asked')),

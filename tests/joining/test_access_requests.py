@@ -178,8 +178,8 @@ def test_asking_is_rate_limited(client, upstream_provider, google_like, public_c
 
 
 def test_the_config_leaves_an_approved_membership_alone(client, public_client, people, mael):
-    from accounts.services import MemberSpec, set_members
     from accounts.models import Household
+    from accounts.services import MemberSpec, set_members
 
     signed_in(client, people["outsider"])
     client.get(authorize_query("immich", **PKCE))
