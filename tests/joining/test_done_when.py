@@ -1,0 +1,125 @@
+"""Issue 8's "done when", end to end against the real DSM and upstream fakes (in-process hub):
+a person the hub has never seen asks for access from the DSM app's refusal page, the household
+admin approves with "create DSM account", and the person's next sign-in reaches that new account."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from base64 import urlsafe_b64decode
+
+import pytest
+
+from accounts.models import User
+from joining import services
+from joining.models import AccessRequest
+from synology.models import DSMAccount
+from synology.provisioning import suggest_account_name
+from tests.conftest import DSM_SECRET, authorize_query, exchange, redirect_params, upstream_round_trip
+from tests.fakes.dsm import FakeDSM
+from tests.fakes.oidc_upstream import Identity
+
+pytestmark = pytest.mark.django_db
+
+GRANNY = Identity(sub="g-granny", email="granny@example.net", name="Granny Smith")
+
+
+@pytest.fixture
+def fake_nas():
+    fake = FakeDSM("dsm7", csrf=True)
+    fake.accounts = {"hub-sync": fake.accounts["hub-sync"]}
+    fake.add_user("mael.valais", email="mael@example.com")
+    fake.start()
+    yield fake
+    fake.stop()
+    assert fake.open_sessions == []
+
+
+@pytest.fixture
+def dsm_app(household, people, fake_nas):
+    from identityhub.oidc.services import register_client
+    from synology.services import declare_nas
+    from synology.sync import sync_nas
+    from tests.conftest import RP_REDIRECT
+
+    nas = declare_nas("ds923", household=household, base_url=fake_nas.url, name="DS923+",
+                      service_username="hub-sync", service_password=fake_nas.accounts["hub-sync"].password)
+    assert sync_nas(nas.pk).ok
+    application, _ = register_client("ds923-dsm", name="DSM on DS923+", redirect_uris=[RP_REDIRECT],
+                                     client_secret=DSM_SECRET, nas=nas, skip_consent=True)
+    return application
+
+
+def id_token_claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_a_stranger_asks_the_admin_creates_their_dsm_account_and_they_sign_in_to_it(
+        client, upstream_provider, google_like, dsm_app, fake_nas, mael):
+    nonce = secrets.token_urlsafe(8)
+    upstream_provider.identity = GRANNY
+    refused = upstream_round_trip(client, next_url=authorize_query("ds923-dsm", nonce=nonce))
+    assert refused.status_code == 403 and b'id="ask-for-access"' in refused.content
+    assert client.post("/ask-for-access/").status_code == 302
+    request = AccessRequest.objects.get()
+    assert (request.nas_id, request.household_id, request.client_id) == ("ds923", "valais", "ds923-dsm")
+    assert not User.objects.filter(email="granny@example.net").exists()
+
+    name = suggest_account_name(request.nas, request.email, request.name)
+    assert name == "granny.smith"
+    outcome = services.approve_request(request, by=mael, account=services.AccountChoice(request.nas, create=name))
+    assert "granny.smith" in outcome
+    assert "granny.smith" in {u["name"] for u in fake_nas.users}  # really created on the NAS
+    granny = User.objects.get(email="granny@example.net")
+    assert DSMAccount.objects.get(nas_id="ds923", name="granny.smith").user == granny
+
+    client.logout()
+    upstream_provider.identity = GRANNY
+    back = upstream_round_trip(client, next_url=authorize_query("ds923-dsm", nonce=nonce))
+    assert back.status_code == 302
+    code = redirect_params(client.get(back["Location"]))["code"]
+    tokens = exchange(client, "ds923-dsm", code, DSM_SECRET)
+    assert tokens.status_code == 200, tokens.content
+    claims = id_token_claims(tokens.json()["id_token"])
+    assert (claims["username"], claims["nonce"]) == ("granny.smith", nonce)
+
+
+def test_a_sleeping_nas_leaves_the_request_open_and_a_retry_succeeds(
+        client, upstream_provider, google_like, dsm_app, fake_nas, mael):
+    upstream_provider.identity = GRANNY
+    upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
+    client.post("/ask-for-access/")
+    request = AccessRequest.objects.get()
+    choice = services.AccountChoice(request.nas, create="granny")
+    fake_nas.fault("code", api="SYNO.Core.User", method="create", code=105, times=1)
+    with pytest.raises(services.JoiningError) as failure:
+        services.approve_request(request, by=mael, account=choice)
+    assert "105" in str(failure.value)
+    request.refresh_from_db()
+    assert request.state == "open" and "105" in request.outcome
+    assert not User.objects.filter(email="granny@example.net").exists()
+    assert not DSMAccount.objects.filter(name="granny").exists()
+
+    services.approve_request(request, by=mael, account=choice)
+    assert DSMAccount.objects.get(name="granny").user.email == "granny@example.net"
+
+
+def test_a_name_already_taken_on_the_nas_is_refused_clearly(client, upstream_provider, google_like, dsm_app, mael):
+    upstream_provider.identity = GRANNY
+    upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
+    client.post("/ask-for-access/")
+    request = AccessRequest.objects.get()
+    with pytest.raises(services.JoiningError) as failure:
+        services.approve_request(request, by=mael, account=services.AccountChoice(request.nas, create="Mael.Valais"))
+    assert "mael.valais" in str(failure.value).lower()
+    assert AccessRequest.objects.get().state == "open"
+
+
+def test_approving_a_nas_bound_request_needs_an_account_choice(client, upstream_provider, google_like, dsm_app, mael):
+    upstream_provider.identity = GRANNY
+    upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
+    client.post("/ask-for-access/")
+    with pytest.raises(services.JoiningError):
+        services.approve_request(AccessRequest.objects.get(), by=mael)
+    assert not User.objects.filter(email="granny@example.net").exists()
