@@ -11,6 +11,7 @@ import hashlib
 import os
 import re
 import secrets
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -38,6 +39,17 @@ DEBUG = env_flag("HUB_DEBUG")
 HUB_CONFIG = os.environ.get("HUB_CONFIG") or None
 
 
+def _validate_only(argv: list[str]) -> bool:
+    """`manage.py hub check [FILE]` and `hub schema`: validators that read a file and touch nothing, so
+    they run without the hub's secrets and without an issuer (DESIGN: "validates the file, touches
+    nothing"). Every other command and every serving process still requires them."""
+    return (len(argv) >= 3 and Path(argv[0]).name in {"manage.py", "django-admin"} and argv[1] == "hub"
+            and argv[2] in {"check", "schema"})
+
+
+HUB_VALIDATE_ONLY = _validate_only(sys.argv)
+
+
 # --- secret key ---------------------------------------------------------------------------
 def _debug_secret_key() -> str:
     """In development, generate the key once into var/secret_key (atomic, race-free)."""
@@ -58,13 +70,15 @@ def _debug_secret_key() -> str:
 
 
 SECRET_KEY = os.environ.get("HUB_SECRET_KEY") or (_debug_secret_key() if DEBUG else "")
+if not SECRET_KEY and HUB_VALIDATE_ONLY:
+    SECRET_KEY = secrets.token_urlsafe(50)  # this process only: a validator signs and stores nothing
 if not SECRET_KEY:
     raise ImproperlyConfigured("HUB_SECRET_KEY is required unless HUB_DEBUG=1")
 
 # Fernet keys for secrets at rest: the first encrypts, all decrypt (rotation).
 _encryption_keys = env_list("HUB_ENCRYPTION_KEY")
 if not _encryption_keys:
-    if not DEBUG:
+    if not DEBUG and not HUB_VALIDATE_ONLY:  # a validator decrypts nothing
         raise ImproperlyConfigured("HUB_ENCRYPTION_KEY is required unless HUB_DEBUG=1")
     _derived = hashlib.sha256(b"identityhub-encryption:" + SECRET_KEY.encode()).digest()
     _encryption_keys = [base64.urlsafe_b64encode(_derived).decode()]
@@ -89,8 +103,9 @@ def _issuer_from_config(path: str | None) -> str | None:
 HUB_ISSUER_FROM_ENV = bool(os.environ.get("HUB_ISSUER"))
 HUB_ISSUER = (
     os.environ.get("HUB_ISSUER")
-    or _issuer_from_config(HUB_CONFIG)
-    or ("http://127.0.0.1:8000" if DEBUG else "")
+    # `hub check` compares a file's issuer with an explicit HUB_ISSUER only, and reports a bad one itself
+    or (None if HUB_VALIDATE_ONLY else _issuer_from_config(HUB_CONFIG))
+    or ("http://127.0.0.1:8000" if DEBUG or HUB_VALIDATE_ONLY else "")
 ).rstrip("/")
 if not HUB_ISSUER:
     raise ImproperlyConfigured("HUB_ISSUER (or the `issuer` of HUB_CONFIG) is required")
