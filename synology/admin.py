@@ -58,6 +58,33 @@ def nas_url_problem(url: str) -> str | None:
     return None
 
 
+# DSM refuses these in account and group names (the reference); a comma separates the list's names.
+_GROUP_FORBIDDEN = set('!"#$%&\'()*+,/:;<=>?@[\\]^`{|}~')
+
+
+class GroupNamesField(forms.CharField):
+    """A list of DSM group names, typed as one comma-separated line ("family, photos")."""
+
+    def prepare_value(self, value):
+        if isinstance(value, list | tuple):
+            return ", ".join(str(v) for v in value)
+        return value
+
+    def to_python(self, value) -> list[str]:
+        names: list[str] = []
+        for part in (super().to_python(value) or "").split(","):
+            part = " ".join(part.split())
+            if part and part not in names:
+                names.append(part)
+        return names
+
+    def validate(self, value) -> None:
+        super().validate(value)
+        for name in value:
+            if len(name) > 64 or any(c in _GROUP_FORBIDDEN or not c.isprintable() for c in name):
+                raise forms.ValidationError(_("“%(name)s” is not a DSM group name."), params={"name": name})
+
+
 class NASForm(forms.ModelForm):
     base_url = forms.URLField(assume_scheme="https", label=_("URL"), help_text="https://192.168.1.20:5001")
     service_password = forms.CharField(
@@ -67,12 +94,18 @@ class NASForm(forms.ModelForm):
         help_text=_("Write-only. Leave empty to keep the stored password. Use a DSM administrator account "
                     "without 2-step verification, dedicated to the hub."),
     )
+    new_account_groups = GroupNamesField(
+        required=False,
+        label=_("Groups for new accounts"),
+        help_text=_("DSM groups, separated by commas, that an account the hub creates on this NAS joins "
+                    "(every account is in “users” already)."),
+    )
 
     class Meta:
         model = NAS
         fields = [
             "id", "name", "household", "base_url", "verify_tls", "ca_file", "service_username", "service_password",
-            "sync_interval", "enabled",
+            "sync_interval", "enabled", "new_account_groups",
         ]
 
     def clean_base_url(self) -> str:
@@ -122,6 +155,7 @@ class NASAdmin(HouseholdScopedAdmin):
         (_("Status"), {"fields": ["status", "last_message", "last_attempt_at", "last_success_at", "next_sync_at"]}),
         (_("Connection"), {"fields": ["base_url", "verify_tls", "ca_file", "service_username", "service_password",
                                       "sync_interval"]}),
+        (_("New accounts"), {"fields": ["new_account_groups"]}),
         (_("Accounts on this NAS"), {"fields": ["accounts_table"]}),
         (_("Recent sync runs"), {"fields": ["recent_runs"]}),
     ]

@@ -305,6 +305,10 @@ def provision_account(
                           "again when it answers.") % {"name": account.name, "nas": nas, "reason": reason}
         log.warning("new DSM account %s on %s not listed: %s", account.name, nas.pk, reason)
         raise ProvisioningError("not_listed", attempt.scrub(message))
+    if row.uid is None and account.uid is not None:
+        # The listing may not carry uids (they come from `get`); reconcile keeps one it does not list.
+        row.uid = account.uid
+        row.save(update_fields=["uid"])
     record_event("sync", reason="account_created", nas_id=nas.pk, email=email, account=row.name,
                  adopted=attempt.adopted, groups=wanted_groups, display_name=display_name)
     log.info("DSM account %s %s on %s for %s", row.name, "adopted" if attempt.adopted else "created", nas.pk, email)
