@@ -26,13 +26,15 @@ from .admin_scoping import (
     scope_queryset,
 )
 from .hub_session import end_hub_sessions, request_sign_out
-from .models import Household, Membership, Upstream, User
+from .models import Household, Membership, Passkey, Upstream, User
+from .passkeys import remove_passkey
 from .roles import is_operator
 
 register_scope(Household, lambda ids: Q(pk__in=ids))
 register_scope(User, lambda ids: Q(memberships__household_id__in=ids), distinct=True)
 register_scope(Membership, lambda ids: Q(household_id__in=ids))
 register_scope(UserSocialAuth, lambda ids: Q(user__memberships__household_id__in=ids), distinct=True)
+register_scope(Passkey, lambda ids: Q(user__memberships__household_id__in=ids), distinct=True)
 
 RECENT_ACTIVITY = 10
 
@@ -71,6 +73,83 @@ class UpstreamLinkInline(HouseholdScopedInline, admin.TabularInline):
         return False
 
 
+class PasskeyFormSet(forms.BaseInlineFormSet):
+    """Deleting a passkey from the person's page goes through `remove_passkey` (audited, by whom)."""
+
+    removed_by = None  # the console user, set per request by PasskeyInline.get_formset
+
+    def delete_existing(self, obj, commit=True) -> None:
+        if commit:
+            remove_passkey(obj, by=self.removed_by)
+
+
+class PasskeyInline(HouseholdScopedInline, admin.TabularInline):
+    """The person's passkeys, read-only; removing one (the row's checkbox, or its Remove link, which
+    also works on a config-managed person's read-only page) means it no longer signs them in."""
+
+    model = Passkey
+    formset = PasskeyFormSet
+    fields = ("name", "created_at", "last_used_at", "synced", "remove_link")
+    readonly_fields = fields
+    extra = 0
+    verbose_name = _("passkey")
+    verbose_name_plural = _("passkeys")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False  # only the person adds their passkeys, from their own device
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_formset(self, request, obj=None, **kwargs):
+        formset = super().get_formset(request, obj, **kwargs)
+        return type(formset.__name__, (formset,), {"removed_by": request.user})
+
+    @admin.display(description=_("synced"), boolean=True)
+    def synced(self, passkey: Passkey) -> bool:
+        return passkey.backup_state
+
+    @admin.display(description=_("remove"))
+    def remove_link(self, passkey: Passkey) -> str:
+        if not passkey.pk:
+            return "-"
+        return format_html('<a class="deletelink" id="remove-passkey-{}" href="{}">{}</a>', passkey.pk,
+                           reverse("admin:accounts_passkey_delete", args=[passkey.pk]), _("Remove…"))
+
+
+@admin.register(Passkey)
+class PasskeyAdmin(HouseholdScopedAdmin):
+    """Only the Remove page behind the Person page's passkey rows (not listed in the console's index):
+    scoped like every household object (another household's passkey is a 404), audited."""
+
+    household_admin_may_add = False
+    list_display = ("name", "user", "created_at", "last_used_at", "backup_state")
+    fields = ("user", "name", "created_at", "last_used_at", "backup_eligible", "backup_state", "aaguid")
+    readonly_fields = fields
+    actions = None
+
+    def get_model_perms(self, request) -> dict:
+        return {}  # reached from the Person page only
+
+    def has_add_permission(self, request, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def delete_model(self, request, obj) -> None:
+        request.hub_passkey_person = obj.user_id
+        remove_passkey(obj, by=request.user)
+
+    def response_delete(self, request, obj_display, obj_id):
+        person = getattr(request, "hub_passkey_person", None)
+        if person is None:
+            return super().response_delete(request, obj_display, obj_id)
+        messages.success(request, _("The passkey “%(name)s” is removed: it no longer signs anyone in.")
+                         % {"name": obj_display})
+        return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[person]))
+
+
 class PersonAddForm(forms.ModelForm):
     """A new person joins a household at once: household admins can only add people to theirs."""
 
@@ -99,7 +178,7 @@ class PersonAdmin(HouseholdScopedAdmin):
     search_fields = ("email", "name")
     ordering = ("email",)
     readonly_fields = ("public_id", "last_login", "date_joined", "managed", "dsm_accounts", "recent_activity")
-    inlines = [PersonMembershipInline, UpstreamLinkInline]
+    inlines = [PersonMembershipInline, UpstreamLinkInline, PasskeyInline]
 
     def get_fieldsets(self, request, obj=None):
         if obj is None:

@@ -158,3 +158,27 @@ class Upstream(models.Model):
     @property
     def label(self) -> str:
         return self.name or {"google": "Google"}.get(self.type, self.id)
+
+
+class Passkey(models.Model):
+    """A person's WebAuthn credential (passkey): discoverable, used with user verification. Nothing
+    here is secret — the public key only verifies what the person's authenticator signs
+    (accounts/passkeys.py)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="passkeys")
+    credential_id = models.CharField(max_length=1400, unique=True, help_text="base64url, as browsers send it")
+    public_key = models.BinaryField(help_text="COSE public key")
+    sign_count = models.PositiveBigIntegerField(default=0, help_text="the authenticator's signature counter")
+    name = models.CharField(max_length=64)
+    transports = models.JSONField(default=list, blank=True)
+    aaguid = models.CharField(max_length=36, blank=True, help_text="the authenticator's model")
+    backup_eligible = models.BooleanField(default=False, help_text="may be synced to other devices")
+    backup_state = models.BooleanField(default=False, help_text="synced (backed up) at its last use")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return self.name

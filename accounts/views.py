@@ -26,7 +26,7 @@ from identityhub.audit import record_event
 from identityhub.loopback import remote_debug_client
 from identityhub.ratelimit import limit_per_address
 
-from . import selectors
+from . import passkeys, selectors
 from .hub_session import SID_SESSION_KEY, end_hub_sessions, new_sid, request_sign_out, session_sid
 from .models import Upstream, User
 from .pipeline import SignInRefused
@@ -67,17 +67,23 @@ PENDING_SIGN_IN_SESSION_SECONDS = 3600
 @never_cache
 @limit_login
 def login_choice(request: HttpRequest) -> HttpResponse:
-    """One upstream: go straight to it. Several: let the person choose."""
+    """The upstreams' buttons and, once the hub has a passkey (or when it has no upstream), "Sign in
+    with a passkey". One upstream and no passkey anywhere: go straight to the upstream."""
     upstreams = _visible_upstreams()
     query = request.GET.urlencode()
-    if len(upstreams) == 1:
+    offer_passkeys = passkeys.available() and (not upstreams or passkeys.any_exist())
+    if len(upstreams) == 1 and not offer_passkeys:
         url = reverse("accounts:login-upstream", args=[upstreams[0].pk])
         return redirect(f"{url}?{query}" if query else url)
     choices = [
         (u, reverse("accounts:login-upstream", args=[u.pk]) + (f"?{query}" if query else "")) for u in upstreams
     ]
-    return render(request, "accounts/login.html", {"choices": choices, "place": selectors.sign_in_place_name()},
-                  status=200 if upstreams else 503)
+    passkey = {"options_url": reverse("accounts:passkey-sign-in-options"),
+               "verify_url": reverse("accounts:passkey-sign-in"),
+               "next": request.GET.get("next", "")} if offer_passkeys else None
+    return render(request, "accounts/login.html",
+                  {"choices": choices, "passkey": passkey, "place": selectors.sign_in_place_name()},
+                  status=200 if upstreams or passkey else 503)
 
 
 def render_refusal(request: HttpRequest, *, message: str, advice: str = "", retry: str = "", retry_label: str = "",

@@ -278,6 +278,7 @@ HUB_RATELIMIT_LOGIN = env_rate("HUB_RATELIMIT_LOGIN", "30/m")  # /login* per add
 HUB_RATELIMIT_COMPLETE = env_rate("HUB_RATELIMIT_COMPLETE", "30/m")  # /complete* per address
 HUB_RATELIMIT_TOKEN_FAILURES = env_rate("HUB_RATELIMIT_TOKEN_FAILURES", "10/m")  # 401s at /token/ per address
 HUB_RATELIMIT_TOKEN_CLIENT_FAILURES = env_rate("HUB_RATELIMIT_TOKEN_CLIENT_FAILURES", "30/m")  # … per client_id
+HUB_RATELIMIT_PASSKEY = env_rate("HUB_RATELIMIT_PASSKEY", "30/m")  # /login/passkey/* (options, verify) per address
 HUB_RATELIMIT_ACCESS_REQUEST = env_rate("HUB_RATELIMIT_ACCESS_REQUEST", "10/h")  # "Ask for access" per address
 RATELIMIT_USE_CACHE = "default"
 RATELIMIT_FAIL_OPEN = True  # a cache that cannot count must not lock the family out

@@ -15,5 +15,6 @@ os.environ.setdefault("HUB_VAR_DIR", os.path.join(os.path.dirname(os.path.dirnam
 # The suite signs in many times from 127.0.0.1 within a minute (and, in CI, several workers share one
 # Redis): rate limits far above that. tests/hardening/test_sign_in_security.py sets tiny ones itself.
 for _name in ("HUB_RATELIMIT_LOGIN", "HUB_RATELIMIT_COMPLETE", "HUB_RATELIMIT_TOKEN_FAILURES",
-              "HUB_RATELIMIT_TOKEN_CLIENT_FAILURES", "HUB_RATELIMIT_ACCESS_REQUEST"):
+              "HUB_RATELIMIT_TOKEN_CLIENT_FAILURES", "HUB_RATELIMIT_ACCESS_REQUEST",
+              "HUB_RATELIMIT_PASSKEY"):
     os.environ.setdefault(_name, "100000/m")
