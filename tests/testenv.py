@@ -3,9 +3,17 @@
 Tests run with HUB_DEBUG=0 (production behaviour: the mock upstream is refused) and a fixed
 test secret. DATABASE_URL / REDIS_URL come from the environment: SQLite and no Redis by default,
 PostgreSQL and Redis in CI (.ci/run sets them and HUB_REQUIRE_SERVICES=1).
+
+The caller's own HUB_* environment never reaches the suite (`HUB_ISSUER=… make test` gives the same
+results): every inherited HUB_* variable is dropped, except those in KEEP_FROM_CALLER, before the
+test values below are set. tests/deploy/test_testenv.py proves it.
 """
 
 import os
+
+KEEP_FROM_CALLER = {"HUB_REQUIRE_SERVICES"}  # CI sets it on purpose (tests/conftest.py)
+for _name in [name for name in os.environ if name.startswith("HUB_") and name not in KEEP_FROM_CALLER]:
+    del os.environ[_name]
 
 os.environ.setdefault("HUB_DEBUG", "0")
 os.environ.setdefault("HUB_SECRET_KEY", "test-secret-key-not-for-production-0123456789abcdef")
