@@ -6,13 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
+from django.db.models import Count
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.models import Household, Membership, User
 from accounts.roles import administered_household_ids, is_operator
 from identityhub.models import AuditEvent
+from joining.models import AccessRequest, Invitation
 from synology.models import NAS, DSMAccount
 from synology.selectors import sync_health
 
@@ -36,6 +39,11 @@ class HouseholdPanel:
     household: Household
     url: str
     nases: list[NASLine]
+    open_requests: int = 0
+    requests_url: str = ""
+    waiting_invitations: int = 0
+    invitations_url: str = ""
+    invite_url: str = ""
 
 
 @dataclass
@@ -59,6 +67,7 @@ def build_dashboard(user) -> dict:
     with_account = set(
         DSMAccount.objects.filter(nas__in=nases, present=True, user__isnull=False).values_list("nas_id", "user_id")
     )
+    joining = _joining_counts(ids)
     panels = []
     for household in households:
         lines = []
@@ -68,13 +77,37 @@ def build_dashboard(user) -> dict:
             lines.append(NASLine(nas, sync_health(nas), nas.last_status == NAS.Status.OK,
                                  reverse("admin:synology_nas_change", args=[nas.pk]), missing))
         panels.append(HouseholdPanel(household, reverse("admin:accounts_household_change", args=[household.pk]),
-                                     lines))
+                                     lines, **joining.get(household.pk, {})))
     refusals = audit_events_for(user).filter(kind=AuditEvent.Kind.REFUSAL).select_related("user")
     return {
         "households": panels,
         "refusals": [refusal_line(e) for e in refusals[:RECENT_REFUSALS]],
         "audit_url": reverse("admin:identityhub_auditevent_changelist") + "?" + urlencode({"kind": "refusal"}),
     }
+
+
+def _joining_counts(household_ids: list[str]) -> dict[str, dict]:
+    """Per household: open access requests and waiting invitations, with the lists that show them."""
+    def per_household(queryset) -> dict[str, int]:
+        return dict(queryset.filter(household_id__in=household_ids).order_by().values("household_id")
+                    .annotate(n=Count("id")).values_list("household_id", "n"))
+
+    requests = per_household(AccessRequest.objects.filter(state=AccessRequest.State.OPEN))
+    invitations = per_household(Invitation.objects.filter(used_at=None, revoked_at=None,
+                                                          expires_at__gt=timezone.now()))
+    counts = {}
+    for household_id in household_ids:
+        where = {"household__id__exact": household_id}
+        counts[household_id] = {
+            "open_requests": requests.get(household_id, 0),
+            "requests_url": reverse("admin:joining_accessrequest_changelist") + "?" + urlencode(
+                {"state": AccessRequest.State.OPEN, **where}),
+            "waiting_invitations": invitations.get(household_id, 0),
+            "invitations_url": reverse("admin:joining_invitation_changelist") + "?" + urlencode(
+                {"state": Invitation.State.PENDING, **where}),
+            "invite_url": reverse("admin:joining_invitation_add") + "?" + urlencode({"household": household_id}),
+        }
+    return counts
 
 
 def refusal_line(event: AuditEvent) -> RefusalLine:
@@ -100,6 +133,8 @@ def refusal_line(event: AuditEvent) -> RefusalLine:
 SECTIONS: list[tuple[str, str]] = [
     ("accounts.User", gettext_lazy("People")),
     ("accounts.Household", gettext_lazy("Households")),
+    ("joining.AccessRequest", gettext_lazy("Access requests")),
+    ("joining.Invitation", gettext_lazy("Invitations")),
     ("synology.NAS", gettext_lazy("NASes")),
     ("synology.DSMAccount", gettext_lazy("DSM accounts")),
     ("synology.AccountMapping", gettext_lazy("Account mappings")),

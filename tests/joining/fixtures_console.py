@@ -53,7 +53,7 @@ def app_request(public_client):
 
 
 @pytest.fixture
-def neighbour_request(neighbour, neighbour_nas):
+def neighbour_request(neighbour, neighbour_nas):  # noqa: F811  (fixtures imported above)
     return ask("neighbours", "", "", email="cousin@example.org", name="Cousin", subject="g-cousin")
 
 
