@@ -20,11 +20,13 @@ HANDLERS = {
     "sync": "synology.cli.run_sync",
     "claims": "identityhub.oidc.cli.run_claims",
     "keys": "identityhub.oidc.cli.run_keys",
+    "invite": "joining.cli.run_invite",
+    "requests": "joining.cli.run_requests",
 }
 
 
 class Command(BaseCommand):
-    help = "Identity Hub operations: check, plan, apply, export, schema, sync, claims, keys"
+    help = "Identity Hub operations: check, plan, apply, export, schema, sync, claims, keys, invite, requests"
     requires_system_checks: list = []
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -47,6 +49,23 @@ class Command(BaseCommand):
         p.add_argument("--scope", help="space-separated scopes (default: every scope the client may request)")
         p = sub.add_parser("keys")
         p.add_argument("action", choices=["rotate", "list"])
+        p = sub.add_parser("invite", help="invite someone to a household: prints the invitation URL")
+        p.add_argument("email")
+        p.add_argument("--household", required=True, help="household id")
+        p.add_argument("--name", default="", help="their name")
+        p.add_argument("--role", default="member", help="member (default) or admin")
+        p.add_argument("--nas", help="NAS id: the NAS account, with --account or --create-account")
+        p.add_argument("--account", help="an existing DSM account on --nas to link")
+        p.add_argument("--create-account", help="a DSM account the hub creates on --nas now")
+        p.add_argument("--expires", default="7d", help="how long the link works: 7d (default), 36h, 90m")
+        p = sub.add_parser("requests", help="open access requests; approve or decline one")
+        decide = p.add_subparsers(dest="action")
+        q = decide.add_parser("approve", help="let them in (a NAS-bound app: with a DSM account)")
+        q.add_argument("id", help="the request's id (first column of `hub requests`)")
+        q.add_argument("--account", help="an existing DSM account on the app's NAS to link")
+        q.add_argument("--create-account", help="a DSM account the hub creates on the app's NAS now")
+        q = decide.add_parser("decline", help="turn the request down")
+        q.add_argument("id", help="the request's id")
 
     def handle(self, *args, **options) -> None:
         handler = import_string(HANDLERS[options["subcommand"]])
