@@ -229,6 +229,8 @@ def generate_password(policy: PasswordPolicy, name: str) -> str:
 
 # --- creating an account --------------------------------------------------------------------------
 def _clean_groups(groups: Iterable[str]) -> list[str]:
+    if isinstance(groups, str):  # "family" would otherwise be six groups of one letter
+        groups = [groups]
     clean: list[str] = []
     for group in groups:
         if not isinstance(group, str) or not group.strip():
@@ -257,9 +259,9 @@ def provision_account(
     password that satisfies it (description: the hub's marker, email `email`, never expires); join
     the NAS's `new_account_groups` (or `groups`); re-read it and check what DSM reports; log out; sync
     the NAS. An account an earlier attempt made for the same email is adopted (groups joined again,
-    no new password). `display_name` only helps DSM-side readers: it is not sent (DSM's description
-    holds the marker). Raises ProvisioningError (outcome and message), and TransactionManagementError
-    when called inside a database transaction. Records an audit event on success only.
+    no new password). `display_name` goes in the audit event only (DSM's description holds the
+    marker). Raises ProvisioningError (outcome and message), and TransactionManagementError when
+    called inside a database transaction. Records an audit event on success only.
     """
     if _in_transaction():
         raise TransactionManagementError(
