@@ -44,10 +44,13 @@ def declare_nas(
     sync_interval: timedelta = timedelta(hours=1),
     enabled: bool = True,
     managed: bool = False,
+    new_account_groups: list[str] | None = None,
 ) -> NAS:
+    extra = {} if new_account_groups is None else {"new_account_groups": list(new_account_groups)}
     nas, _ = NAS.objects.update_or_create(
         pk=nas_id,
         defaults={
+            **extra,
             "household": household,
             "base_url": base_url.rstrip("/"),
             "name": name,

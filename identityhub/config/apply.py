@@ -106,6 +106,7 @@ def _execute(plan: Plan, step: list) -> None:
             n.id, household=Household.objects.get(pk=n.household), base_url=n.base_url, name=n.name,
             verify_tls=n.verify_tls, ca_file=n.ca_file, service_username=n.service_username,
             service_password=n.service_password, sync_interval=n.sync_interval, enabled=n.enabled, managed=True,
+            new_account_groups=n.new_account_groups,
         )
         synology_services.set_account_mappings(nas, n.accounts, managed=True)
     c: ClientWant

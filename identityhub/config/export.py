@@ -124,6 +124,8 @@ def export_config() -> tuple[str, list[str]]:
         item["sync_interval"] = format_duration(n.sync_interval)
         if not n.enabled:
             item["enabled"] = False
+        if n.new_account_groups:
+            item["new_account_groups"] = [_esc(group) for group in n.new_account_groups]
         if mappings.get(n.pk):
             item["accounts"] = mappings[n.pk]
         nases.append(item)

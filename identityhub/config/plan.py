@@ -77,6 +77,7 @@ class NASWant:
     sync_interval: timedelta
     enabled: bool
     accounts: dict[str, str]
+    new_account_groups: list[str]
     path: PathKey
 
 
@@ -142,6 +143,7 @@ def desired_state(loaded: LoadedConfig) -> Desired:
                 service_password=(n.service_account.password or "") if n.service_account else "",
                 sync_interval=n.sync_interval, enabled=n.enabled,
                 accounts={normalize_email(e): a for e, a in n.accounts.items()}, path=("nas", i, "id"),
+                new_account_groups=list(n.new_account_groups),
             )
         )
     for i, c in enumerate(config.clients):
@@ -350,10 +352,12 @@ def build_plan(loaded: LoadedConfig, *, prune: bool = False, adopt: bool = False
             fields = _diff(
                 {"name": n.name, "household": n.household_id, "url": n.base_url,
                  "verify_tls": (n.verify_tls, n.ca_file), "service_account.username": n.service_username,
-                 "sync_interval": n.sync_interval, "enabled": n.enabled},
+                 "sync_interval": n.sync_interval, "enabled": n.enabled,
+                 "new_account_groups": list(n.new_account_groups or [])},
                 {"name": w.name, "household": w.household, "url": w.base_url,
                  "verify_tls": (w.verify_tls, w.ca_file), "service_account.username": w.service_username,
-                 "sync_interval": w.sync_interval, "enabled": w.enabled},
+                 "sync_interval": w.sync_interval, "enabled": w.enabled,
+                 "new_account_groups": w.new_account_groups},
             )
             note = _secret_note(n.service_password or "", w.service_password)
             if note:

@@ -155,6 +155,9 @@ class NASSpec(Strict):
     service_account: ServiceAccountSpec | None = None
     sync_interval: Duration = Field(timedelta(hours=1), description="e.g. 15m, 1h, 1d")
     enabled: Bool = True
+    new_account_groups: list[str] = Field(
+        default_factory=list, description="DSM groups the accounts the hub creates on this NAS join"
+    )
     accounts: Annotated[dict[str, str], BeforeValidator(_none_to_dict)] = Field(
         default_factory=dict, description="email -> DSM account name; wins over email matching"
     )

@@ -169,6 +169,10 @@ def check_semantics(loaded: LoadedConfig) -> list[Problem]:
             add((*at, "service_account"), f"nas {nas.id}: missing key 'password' in service_account")
         if nas.sync_interval.total_seconds() < MIN_SYNC_INTERVAL_SECONDS:
             add((*at, "sync_interval"), f"nas {nas.id}: sync_interval must be at least 1m")
+        for j, group in enumerate(nas.new_account_groups):
+            if not group.strip():
+                add((*at, "new_account_groups", j),
+                    f"nas {nas.id}: new_account_groups: a DSM group name cannot be empty")
         seen_accounts: set[str] = set()
         for email, account in nas.accounts.items():
             path = (*at, "accounts", email)
