@@ -165,6 +165,7 @@ class InvitationAdmin(HouseholdScopedAdmin):
     revoked with an object tool while it waits. Operators may delete; household admins revoke."""
 
     household_admin_may_delete = False
+    change_form_template = "admin/joining/invitation/change_form.html"
     list_display = ("email", "household", "role", "nas_account", "state_label", "expires_at", "invited_by")
     list_filter = (InvitationStateFilter, "household")
     list_select_related = ("person", "household", "nas", "created_by")
@@ -177,12 +178,12 @@ class InvitationAdmin(HouseholdScopedAdmin):
         (gettext_lazy("Link"), {"fields": ["lifetime_days"]}),
     ]
     fieldsets = [
-        (None, {"fields": ["email", "household", "role", "state_label"]}),
+        (None, {"fields": ["person_label", "household", "role", "state_label"]}),
         (gettext_lazy("NAS account"), {"fields": ["nas", "account_name"]}),
         (gettext_lazy("Dates"), {"fields": ["invited_by", "created_at", "expires_at", "used_at", "used_with",
                                             "revoked_at"]}),
     ]
-    readonly_fields = ("email", "household", "role", "state_label", "nas", "account_name", "invited_by",
+    readonly_fields = ("person_label", "household", "role", "state_label", "nas", "account_name", "invited_by",
                        "created_at", "expires_at", "used_at", "used_with", "revoked_at")
 
     def has_change_permission(self, request, obj=None) -> bool:
@@ -194,6 +195,10 @@ class InvitationAdmin(HouseholdScopedAdmin):
     # --- columns ------------------------------------------------------------------------------------------
     @admin.display(description=gettext_lazy("email"), ordering="person__email")
     def email(self, invitation: Invitation) -> str:
+        return invitation.person.email
+
+    @admin.display(description=gettext_lazy("person"))
+    def person_label(self, invitation: Invitation) -> str:
         return _person_label(invitation.person)
 
     @admin.display(description=gettext_lazy("NAS account"))
@@ -328,8 +333,11 @@ class DecisionForm(forms.Form):
 
     choice = forms.ChoiceField(label=gettext_lazy("NAS account"), required=False,
                                widget=forms.RadioSelect(attrs={"class": "radiolist"}))
-    account = forms.ChoiceField(label=gettext_lazy("Existing account"), required=False)
+    account = forms.ChoiceField(label=gettext_lazy("Existing account"), required=False,
+                                widget=forms.Select(attrs={"aria-label": gettext_lazy("Existing account")}))
     new_name = forms.CharField(label=gettext_lazy("New account name"), required=False, max_length=NEW_NAME_MAX,
+                               widget=forms.TextInput(attrs={"aria-label": gettext_lazy("New account name"),
+                                                             "autocomplete": "off", "spellcheck": "false"}),
                                help_text=gettext_lazy("The hub creates it on the NAS now, with a random password "
                                                       "nobody sees. The person signs in through the hub."))
 
@@ -510,5 +518,6 @@ class AccessRequestAdmin(HouseholdScopedAdmin):
             messages.error(request, _("Nothing was done: %(reason)s") % {"reason": error})
             return HttpResponseRedirect(again)
         self.log_change(request, obj, "Approved.")
-        messages.success(request, done)
+        # Not the services' line alone: the admin capitalises a message's first letter (an email).
+        messages.success(request, _("Approved: %(done)s") % {"done": done})
         return HttpResponseRedirect(reverse("admin:joining_accessrequest_changelist"))

@@ -16,7 +16,6 @@ from joining.cli import age
 from joining.models import AccessRequest, Invitation
 from synology.models import DSMAccount
 from tests.joining.fixtures_console import *  # noqa: F403
-from tests.joining.fixtures_console import ask
 
 pytestmark = pytest.mark.django_db
 URL = re.compile(r"^https?://[^/\s]+/invite/[A-Za-z0-9_-]{40,}/$")

@@ -94,7 +94,7 @@ def test_approving_with_an_existing_account(mael_console, nas_request, free_acco
                                                            "account": "photos"}, follow=True)
     assert response.redirect_chain[-1][0] == LIST_URL
     assert messages_of(response) == [
-        "granny@example.net joined Valais family with the account photos on DS923+."]
+        "Approved: granny@example.net joined Valais family with the account photos on DS923+."]
     nas_request.refresh_from_db()
     assert nas_request.state == AccessRequest.State.APPROVED and nas_request.decided_by.email == "mael@example.com"
     person = User.objects.get(email="granny@example.net")
@@ -110,7 +110,7 @@ def test_approving_by_creating_an_account_on_the_nas(mael_console, nas_request, 
     response = mael_console.post(decide_url(nas_request), {"decision": "approve", "choice": "create",
                                                            "new_name": "granny"}, follow=True)
     assert messages_of(response) == [
-        "granny@example.net joined Valais family with the new account granny on DS923+."]
+        "Approved: granny@example.net joined Valais family with the new account granny on DS923+."]
     created = fake_dsm.find_user("granny")
     assert created and created["email"] == "granny@example.net"
     account = DSMAccount.objects.get(nas=live_nas, name="granny")
@@ -169,7 +169,7 @@ def test_a_service_refusal_leaves_the_request_open(mael_console, nas_request, fr
 
 def test_approving_a_request_without_a_nas(mael_console, app_request):
     response = mael_console.post(decide_url(app_request), {"decision": "approve"}, follow=True)
-    assert messages_of(response) == ["granny@example.net joined Valais family."]
+    assert messages_of(response) == ["Approved: granny@example.net joined Valais family."]
     app_request.refresh_from_db()
     assert app_request.state == AccessRequest.State.APPROVED
 
@@ -181,7 +181,7 @@ def test_keeping_the_account_a_known_person_has(mael_console, dsm_client, nas, p
     page = mael_console.get(change_url(request)).content.decode()
     assert "Keep their account maman" in page and "yes: open the person" in page
     response = mael_console.post(decide_url(request), {"decision": "approve", "choice": "keep"}, follow=True)
-    assert messages_of(response) == ["mum@example.com joined Valais family."]
+    assert messages_of(response) == ["Approved: mum@example.com joined Valais family."]
 
 
 def test_an_answered_request_cannot_be_decided_again(mael_console, app_request):
