@@ -31,6 +31,7 @@ from django.views.decorators.csrf import csrf_protect
 from accounts.admin_scoping import HouseholdScopedAdmin, register_scope, scope_queryset
 from accounts.models import Household, Membership, User
 from synology.models import NAS, DSMAccount
+from synology.provisioning import check_new_account_name, linkable_accounts, suggest_account_name
 
 from . import services
 from .models import AccessRequest, Invitation
@@ -98,8 +99,6 @@ class InvitationForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        from synology.provisioning import linkable_accounts
-
         self.fields["household"].queryset = scope_queryset(Household.objects.order_by("name"), user)
         nas_queryset = scope_queryset(NAS.objects.defer("service_password").order_by("name"), user)
         self.fields["nas"].queryset = nas_queryset
@@ -144,8 +143,6 @@ class InvitationForm(forms.Form):
                                                                                    "household": household})
             return cleaned
         if create and nas is not None:
-            from synology.provisioning import check_new_account_name
-
             problem = check_new_account_name(nas, create, email=cleaned.get("email") or "")
             if problem:
                 self.add_error("create_account", problem)
@@ -348,8 +345,6 @@ class DecisionForm(forms.Form):
         self.current = None
         if self.nas is None:
             return
-        from synology.provisioning import linkable_accounts, suggest_account_name
-
         person = access_request.user or User.objects.filter(email=access_request.email).first()
         if person is not None:
             self.current = DSMAccount.objects.filter(nas=self.nas, user=person, present=True, expired=False).first()
@@ -378,8 +373,6 @@ class DecisionForm(forms.Form):
         elif choice == self.LINK and not cleaned.get("account"):
             self.add_error("account", _("Choose the account to link."))
         elif choice == self.CREATE:
-            from synology.provisioning import check_new_account_name
-
             name = cleaned.get("new_name", "")
             problem = check_new_account_name(self.nas, name, email=self.access_request.email) if name else \
                 _("Type a name for the new account.")

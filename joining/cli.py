@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Household
 from synology.models import NAS
+from synology.provisioning import check_new_account_name
 
 from . import services
 from .models import AccessRequest
@@ -40,8 +41,6 @@ def _account_choice(command: Any, options: dict[str, Any], nas: NAS | None, emai
         command.stderr.write(without_nas)
         return False, None
     if create:
-        from synology.provisioning import check_new_account_name
-
         problem = check_new_account_name(nas, create, email=email)
         if problem:
             command.stderr.write(problem)
