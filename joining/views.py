@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from accounts import passkeys
 from accounts.models import Upstream
 from accounts.views import _visible_upstreams, render_refusal, start_hub_session
 from identityhub.ratelimit import limit_per_address
@@ -83,6 +84,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
         "choices": choices,
         "signed_in": signed_in,
         "is_invited_person": signed_in is not None and signed_in.pk == invitation.person_id,
+        "passkeys_available": passkeys.available(),
         "passkey_options_url": reverse("joining:invitation-passkey-options", args=[token]),
         "passkey_verify_url": reverse("joining:invitation-passkey", args=[token]),
     })
@@ -135,8 +137,6 @@ def invitation_passkey_options(request: HttpRequest, token: str) -> JsonResponse
     invitation, waiting = _waiting(token)
     if not waiting:
         return JsonResponse({"error": _("This invitation can no longer be used.")}, status=410)
-    from accounts import passkeys
-
     return JsonResponse(passkeys.registration_options(request.session, invitation.person))
 
 
@@ -151,8 +151,6 @@ def invitation_passkey(request: HttpRequest, token: str) -> JsonResponse:
     if body is None:
         return JsonResponse({"error": _("The browser sent something the hub could not read.")}, status=400)
     credential = body.get("credential", body)
-    from accounts import passkeys
-
     try:
         with transaction.atomic():
             passkeys.register_passkey(request.session, invitation.person, credential, name=str(body.get("name", "")))

@@ -55,13 +55,16 @@ def test_an_invitation_declares_the_person_and_keeps_only_a_digest(household, pe
     assert invitation.state == "pending"
 
 
-def test_the_invitation_page_offers_every_upstream_and_a_passkey(client, google_like, invitation):
+def test_the_invitation_page_offers_every_upstream_and_a_passkey(client, google_like, invitation, settings):
+    settings.HUB_ISSUER = "http://localhost:8000"  # passkeys need a host name, never an IP address
     _invitation, token = invitation
     page = client.get(f"/invite/{token}/")
     assert page.status_code == 200
     assert b"Join Valais family" in page.content and b"grandpa@example.com" in page.content
     assert b'id="invite-upstream-google"' in page.content and b'id="invite-create-passkey"' in page.content
     assert b"Ma\xc3\xabl Valais invited" in page.content
+    settings.HUB_ISSUER = "http://127.0.0.1:8000"
+    assert b"invite-create-passkey" not in client.get(f"/invite/{token}/").content
 
 
 def test_redeeming_with_an_upstream_links_that_account_whatever_its_email(client, upstream_provider, google_like,
