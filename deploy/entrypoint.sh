@@ -1,18 +1,29 @@
 #!/usr/bin/env bash
 # Identity Hub container entrypoint.
 #
-#   web            migrate, then gunicorn on 0.0.0.0:8000 (WEB_WORKERS, WEB_THREADS)
+#   web            migrate, then gunicorn on 0.0.0.0:8000 (WEB_WORKERS=2, WEB_THREADS=2; WEB_PORT)
 #   worker [ARGS]  celery -A identityhub worker
 #   beat [ARGS]    celery -A identityhub beat (run exactly one)
-#   hub ARGS       python manage.py hub ARGS   (check, plan, apply, export, schema, sync, claims, keys)
-#   manage ARGS    python manage.py ARGS       (migrate, createsuperuser, shell, …)
+#   all            the NAS profile, the whole hub in one container: migrate, then gunicorn
+#                  (--preload, WEB_WORKERS=1 x WEB_THREADS=4) and ONE Celery worker with the beat
+#                  scheduler embedded (worker --beat, solo pool, beat in a thread), both supervised
+#   hub ARGS       python manage.py hub ARGS   (check, plan, apply, export, schema, sync, claims, keys, ...)
+#   manage ARGS    python manage.py ARGS       (migrate, createsuperuser, shell, ...)
 #
 # Extra ARGS after web/worker/beat are appended to the gunicorn/celery command line (keep the
 # worker's and beat's --hostname: the health check pings worker@HOST and beat@HOST).
 #
-# Docker secrets: for HUB_SECRET_KEY, HUB_ENCRYPTION_KEY, DATABASE_URL, REDIS_URL and
-# CELERY_BROKER_URL, a variable NAME_FILE pointing at a file (e.g. /run/secrets/hub_secret_key)
-# sets NAME to that file's content (surrounding whitespace trimmed). Setting both is an error.
+# `all` runs on SQLite and the filesystem broker in the var/ folder unless DATABASE_URL / REDIS_URL
+# say otherwise. If web or the worker exits, the other is stopped (SIGTERM, then SIGKILL after
+# STOP_TIMEOUT seconds, default 60) and the container exits non-zero, so its restart policy starts it
+# again; SIGTERM or SIGINT is passed on to both as SIGTERM (a clean stop: gunicorn finishes its
+# requests, Celery its running task).
+#
+# Docker secrets: for each name in FILE_VARS below, a variable NAME_FILE pointing at a file (e.g.
+# HUB_SECRET_KEY_FILE=/run/secrets/hub_secret_key) sets NAME to that file's content (surrounding
+# whitespace trimmed). Setting both is an error. The names are the hub's own secrets and those the
+# example config reads (${GOOGLE_CLIENT_SECRET}, ${DSM_CLIENT_SECRET}, ${SYNO_PASSWORD}); any other
+# secret of a config file is best read with its `*_file` key (client_secret_file: /run/secrets/x).
 # This is done here, in the container only; settings.py itself reads plain environment variables.
 set -euo pipefail
 
@@ -59,7 +70,10 @@ file_env() {
   unset "$file_name"
 }
 
-for var in HUB_SECRET_KEY HUB_ENCRYPTION_KEY DATABASE_URL REDIS_URL CELERY_BROKER_URL; do
+# Keep in step with FILE_VARS in deploy/healthcheck.py (tests/deploy/test_entrypoint.py checks).
+FILE_VARS=(HUB_SECRET_KEY HUB_ENCRYPTION_KEY DATABASE_URL REDIS_URL CELERY_BROKER_URL HUB_EMAIL_URL
+  HUB_METRICS_TOKEN GOOGLE_CLIENT_SECRET DSM_CLIENT_SECRET SYNO_PASSWORD)
+for var in "${FILE_VARS[@]}"; do
   file_env "$var"
 done
 
@@ -76,8 +90,116 @@ link_static() {
 }
 
 usage() {
-  echo "usage: entrypoint.sh web | worker [ARGS] | beat [ARGS] | hub ARGS | manage ARGS" >&2
+  echo "usage: entrypoint.sh web | worker [ARGS] | beat [ARGS] | all | hub ARGS | manage ARGS" >&2
   exit 64
+}
+
+# --- `all`: two children, supervised -----------------------------------------------------------
+declare -A NAMES=()   # pid -> what it is, for the log
+STOPPING=""           # why we are stopping: TERM / INT (asked to) or "exit" (a child ended by itself)
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+stop_children() {
+  local pid
+  for pid in "${!NAMES[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+}
+
+on_stop_signal() {
+  [ -n "$STOPPING" ] || echo "entrypoint: SIG$1 received: stopping ${NAMES[*]}" >&2
+  STOPPING="$1"
+  stop_children
+}
+
+# After STOP_TIMEOUT seconds, SIGKILL whatever is still running (only when a child ended by itself:
+# on `docker stop` Docker's own grace period and SIGKILL apply).
+start_watchdog() {
+  watchdog "${STOP_TIMEOUT:-60}" "$@" &
+  WATCHDOG=$!
+}
+
+watchdog() {
+  local timeout="$1" sleeper
+  shift
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "$timeout" &
+  sleeper=$!
+  wait "$sleeper"
+  echo "entrypoint: still running after ${timeout}s: SIGKILL" >&2
+  kill -KILL "$@" 2>/dev/null || true
+}
+
+# wait_for PID: its exit status, waiting on through trapped signals.
+wait_for() {
+  local rc
+  while :; do
+    rc=0
+    wait "$1" || rc=$?
+    if [ "$rc" -gt 128 ] && alive "$1"; then
+      continue  # interrupted by a signal we trapped: the child still runs
+    fi
+    return "$rc"
+  done
+}
+
+# supervise: wait until a child exits or we are asked to stop; then stop the rest and exit.
+supervise() {
+  trap 'on_stop_signal TERM' TERM
+  trap 'on_stop_signal INT' INT
+  local exited="" rc=0 pid status=0 child_rc
+  while [ -z "$STOPPING" ]; do
+    rc=0
+    unset exited
+    wait -n -p exited "${!NAMES[@]}" || rc=$?
+    if [ -n "${exited:-}" ]; then
+      break
+    fi
+  done
+  if [ -n "${exited:-}" ] && [ -z "$STOPPING" ]; then
+    echo "entrypoint: ${NAMES[$exited]} (pid $exited) exited with status $rc: stopping the rest," \
+      "the container exits non-zero (its restart policy starts it again)" >&2
+    unset "NAMES[$exited]"
+    STOPPING="exit"
+    local survivors=("${!NAMES[@]}")
+    stop_children
+    start_watchdog "${survivors[@]}"
+    for pid in "${survivors[@]}"; do
+      wait_for "$pid" || true
+    done
+    kill -TERM "$WATCHDOG" 2>/dev/null || true
+    wait "$WATCHDOG" 2>/dev/null || true
+    exit $((rc == 0 ? 1 : rc))
+  fi
+  if [ -n "${exited:-}" ]; then
+    unset "NAMES[$exited]"  # it ended as we were stopping it
+    status=$rc
+  fi
+  for pid in "${!NAMES[@]}"; do
+    child_rc=0
+    wait_for "$pid" || child_rc=$?
+    [ "$status" -ne 0 ] || status=$child_rc
+  done
+  echo "entrypoint: stopped (SIG$STOPPING)" >&2
+  exit "$status"
+}
+
+run_all() {
+  local tmp_dir=()
+  [ -d /dev/shm ] && tmp_dir=(--worker-tmp-dir /dev/shm)  # gunicorn's heartbeat file off the disk
+  gunicorn identityhub.wsgi -k gthread --preload \
+    --config "$APP_DIR/deploy/gunicorn.conf.py" \
+    --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-4}" \
+    --bind "0.0.0.0:${WEB_PORT:-8000}" --keep-alive 5 "${tmp_dir[@]}" &
+  NAMES[$!]="web (gunicorn)"
+  # One worker, one pool slot, the scheduler in a thread of it (deploy/celery_beat_thread.py runs
+  # `celery` itself): no gossip, mingle or heartbeats to exchange with other workers.
+  python "$APP_DIR/deploy/celery_beat_thread.py" -A identityhub worker --beat \
+    --schedule "$VAR_DIR/celerybeat-schedule" --pool solo --concurrency 1 --hostname 'worker@%h' \
+    --without-gossip --without-mingle --without-heartbeat --loglevel="${HUB_LOG_LEVEL:-INFO}" &
+  NAMES[$!]="worker (celery worker --beat)"
+  supervise
 }
 
 mode="${1:-web}"
@@ -94,7 +216,16 @@ case "$mode" in
     python manage.py migrate --noinput
     exec gunicorn identityhub.wsgi -k gthread \
       --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-2}" \
-      --bind 0.0.0.0:8000 --keep-alive 5 "$@"
+      --bind "0.0.0.0:${WEB_PORT:-8000}" --keep-alive 5 "$@"
+    ;;
+  all)
+    [ "$#" -eq 0 ] || { echo "entrypoint: all takes no arguments" >&2; usage; }
+    refuse_remote_debug
+    record_mode
+    link_static
+    mkdir -p "$VAR_DIR"
+    python manage.py migrate --noinput
+    run_all
     ;;
   worker)
     record_mode

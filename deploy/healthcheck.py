@@ -11,6 +11,8 @@ It checks the role the container was started in (deploy/entrypoint.sh records it
   (/readyz does; use it for a load balancer's readiness probe).
 - worker / beat: `celery inspect ping` of this container's node (worker@HOST / beat@HOST,
   the names the entrypoint gives them) through the broker.
+- all (the NAS profile): the web check. The entrypoint itself stops the container when web or the
+  worker exits; a ping would fail while the solo worker runs a long NAS sync, so none is sent.
 - anything else (hub, manage): healthy.
 """
 
@@ -26,7 +28,9 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identityhub.settings")
 MODE_FILE = Path("/tmp/identityhub-mode")  # noqa: S108 - written by the entrypoint in the container
-FILE_VARS = ("HUB_SECRET_KEY", "HUB_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")
+# The entrypoint's FILE_VARS, in the same order (tests/deploy/test_entrypoint.py checks).
+FILE_VARS = ("HUB_SECRET_KEY", "HUB_ENCRYPTION_KEY", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "HUB_EMAIL_URL",
+             "HUB_METRICS_TOKEN", "GOOGLE_CLIENT_SECRET", "DSM_CLIENT_SECRET", "SYNO_PASSWORD")
 
 
 def check_web() -> int:
@@ -34,7 +38,7 @@ def check_web() -> int:
 
     from identityhub import settings
 
-    port = int(os.environ.get("HEALTHCHECK_PORT", "8000"))
+    port = int(os.environ.get("HEALTHCHECK_PORT") or os.environ.get("WEB_PORT") or "8000")
     issuer_host = urlsplit(settings.HUB_ISSUER).hostname
     host = next((h for h in ("127.0.0.1", issuer_host) if validate_host(h, settings.ALLOWED_HOSTS)), issuer_host)
     path = f"/{settings.HUB_URL_PREFIX}/healthz" if settings.HUB_URL_PREFIX else "/healthz"
@@ -73,7 +77,7 @@ def main() -> int:
             os.environ[name] = Path(path).read_text().strip()
     recorded = MODE_FILE.read_text().strip() if MODE_FILE.exists() else "web"
     mode = sys.argv[1] if len(sys.argv) > 1 else recorded
-    if mode == "web":
+    if mode in ("web", "all"):
         return check_web()
     if mode in ("worker", "beat"):
         return check_celery(mode)
