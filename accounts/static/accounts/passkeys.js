@@ -112,6 +112,21 @@
 
   var LEAVING = { leaving: true }; // a redirect is being followed: leave the page as it is
 
+  function go(url) {
+    var target = new URL(url, window.location.href);
+    var here = window.location;
+    if (target.origin === here.origin && target.pathname === here.pathname && target.search === here.search) {
+      // Only the #fragment differs (the account page after adding a passkey): assigning it would
+      // merely scroll, so load the page again to show what changed.
+      if (target.hash !== here.hash) {
+        history.replaceState(null, "", target.href);
+      }
+      here.reload();
+      return;
+    }
+    here.assign(target.href);
+  }
+
   function Refusal(message) {
     this.name = "Refusal";
     this.message = message;
@@ -135,7 +150,7 @@
         PublicKeyCredential.signalUnknownCredential(answer.unknown_credential).catch(function () {});
       }
       if (answer.redirect) {
-        window.location.assign(answer.redirect);
+        go(answer.redirect);
         return LEAVING;
       }
       if (answer.error) {
@@ -247,10 +262,11 @@
       }
       return signIn(element, true);
     }).catch(function (error) {
-      if (error && error.name === "AbortError") {
-        return; // the button was pressed instead
+      // The autofill stays quiet unless the hub refused a passkey the person picked: it is aborted
+      // when the button is pressed, and may end without a choice.
+      if (error instanceof Refusal) {
+        say(element, error.message);
       }
-      say(element, messageFor(element, error));
     });
   }
 
