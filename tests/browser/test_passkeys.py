@@ -275,3 +275,36 @@ def test_a_household_admin_removes_a_members_passkey_in_the_console(make_browser
     assert "no longer signs anyone in" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
     assert not Passkey.objects.exists()
     assert csp_violations(browser) == []
+
+
+# --- browsers without the WebAuthn JSON helpers -------------------------------------------------
+def test_the_base64url_fallback_adds_and_signs_in(make_browser, hub, people):
+    """Safari before 18 and older Chromium have no parse…FromJSON / toJSON: passkeys.js encodes by hand."""
+    from accounts.models import Passkey
+
+    browser = make_browser("en")
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": """
+        delete PublicKeyCredential.parseCreationOptionsFromJSON;
+        delete PublicKeyCredential.parseRequestOptionsFromJSON;
+        delete PublicKeyCredential.prototype.toJSON;
+    """})
+    sign_browser_in(browser, hub, people["mael"])
+    plug(browser)
+    browser.get(f"{hub}/account/")
+    assert browser.execute_script("return typeof PublicKeyCredential.parseCreationOptionsFromJSON + "
+                                  "typeof PublicKeyCredential.prototype.toJSON") == "undefinedundefined"
+    add_passkey(browser, hub, name="Old browser")
+    passkey = Passkey.objects.get()
+    assert passkey.transports == ["internal"] and passkey.backup_state
+    credentials = unplug(browser)
+    sign_out(browser)
+
+    browser.get(f"{hub}/login/?next=/account/")
+    button = wait_for(browser, "passkey-sign-in")
+    plug(browser, credentials)
+    button.click()
+    wait_for_path(browser, "/account/")
+    wait_for(browser, "greeting")
+    passkey.refresh_from_db()
+    assert passkey.last_used_at is not None
+    assert csp_violations(browser) == []

@@ -268,3 +268,22 @@ def test_a_removed_passkey_no_longer_signs_in(client, mael, registered, authenti
     response = sign_in_with_passkey(client, authenticator)
     assert response.status_code == 400 and "not known here" in response.json()["error"]
     assert "_auth_user_id" not in client.session
+
+
+def test_an_operator_reaches_the_admin_with_a_passkey_and_no_upstream(client, household):
+    from accounts import passkeys
+    from accounts.models import User
+    from tests.passkeys.conftest import Session
+
+    operator = User.objects.create_superuser("root@example.net", name="Op Erator")
+    device = SoftAuthenticator(origin=ISSUER)
+    session = Session()
+    passkeys.register_passkey(session, operator, device.create(passkeys.registration_options(session, operator)))
+
+    login = client.get("/admin/", follow=True)  # → the admin's login → the hub's sign-in page
+    assert login.redirect_chain[-1][0] == "/login/?next=/admin/"
+    assert login.status_code == 200  # no upstream at all: the passkey is the way in
+    next_url = page(login).ids["passkey-form"]["data-next"]
+    assert next_url == "/admin/"
+    assert sign_in_with_passkey(client, device, next_url=next_url).json() == {"redirect": "/admin/"}
+    assert client.get("/admin/").status_code == 200
