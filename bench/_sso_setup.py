@@ -1,13 +1,15 @@
-"""Benchmark helper, run in a subprocess with the variant's settings: fixture data + a signed-in
-session. Prints JSON {session_cookie, session_key, client_secret, queries}."""
+"""Benchmark helper, run in a subprocess with the variant's settings (cwd = the tree under test):
+fixture data + a signed-in session. Prints JSON {cookie, session_key, client_id, secret, …, queries}."""
 
+import base64
+import hashlib
 import json
 import os
 import sys
 import time
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.getcwd())  # the tree under test (bench/sso_cycles.py --tree)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identityhub.settings")
 
 import django  # noqa: E402
@@ -32,8 +34,10 @@ from synology.services import declare_nas  # noqa: E402
 CLIENT_ID = "bench-dsm"
 SECRET = "bench-secret-" + "Zq8mW2xK5vN9pR3tY7bL1cF4hJ6gD0s"
 REDIRECT = "http://127.0.0.1:9/cb"
+SCOPE = "openid profile email"
 PKCE_VERIFIER = "v" * 20 + "bench-verifier-0123456789-abcdefghijklmnop"
 PKCE_CHALLENGE = "oUjqrQ4qEVBpY-kOQAGAhrwT6b5roJZe-hOnOU-DXps"  # S256 of PKCE_VERIFIER (checked below)
+assert base64.urlsafe_b64encode(hashlib.sha256(PKCE_VERIFIER.encode()).digest()).rstrip(b"=").decode() == PKCE_CHALLENGE
 
 household = declare_household("bench", "Bench family")
 set_members(household, [MemberSpec("alice@example.com", "Alice", "admin")])
@@ -51,29 +55,47 @@ session["_auth_user_id"] = str(user.pk)
 session["_auth_user_backend"] = "accounts.auth_backends.UpstreamSessionBackend"
 session["_auth_user_hash"] = user.get_session_auth_hash()
 session["hub_auth_time"] = int(time.time())
+session["hub_sid"] = "bench-sid-0123456789abcdef"
 session.create()
 
-# Queries per cycle, measured in-process on the same settings.
-import base64  # noqa: E402
-import hashlib  # noqa: E402
+AUTH = os.environ.get("BENCH_AUTH", "basic")
+PKCE = os.environ.get("BENCH_PKCE", "0") == "1"
 
-assert base64.urlsafe_b64encode(hashlib.sha256(PKCE_VERIFIER.encode()).digest()).rstrip(b"=").decode() == PKCE_CHALLENGE
+
+def authorize_query(nonce: str) -> str:
+    params = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "scope": SCOPE,
+              "state": "st-" + nonce, "nonce": nonce}
+    if PKCE:
+        params |= {"code_challenge": PKCE_CHALLENGE, "code_challenge_method": "S256"}
+    return urlencode(params)
+
+
+def token_request(code: str) -> tuple[dict, dict]:
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT}
+    headers = {}
+    if AUTH == "basic":
+        headers["HTTP_AUTHORIZATION"] = "Basic " + base64.b64encode(f"{CLIENT_ID}:{SECRET}".encode()).decode()
+    else:
+        form |= {"client_id": CLIENT_ID, "client_secret": SECRET}
+    if PKCE:
+        form["code_verifier"] = PKCE_VERIFIER
+    return form, headers
+
+
+# Queries per cycle, measured in-process on the same settings.
 client = Client(HTTP_HOST="127.0.0.1")
 client.cookies[settings.SESSION_COOKIE_NAME] = session.session_key
-query = urlencode({"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT, "scope": "openid",
-                   "state": "s", "code_challenge": PKCE_CHALLENGE, "code_challenge_method": "S256"})
 counts = []
-for _ in range(2):  # the second cycle is the steady state
+for i in range(2):  # the second cycle is the steady state
     with CaptureQueriesContext(connection) as authorize_queries:
-        response = client.get(f"/authorize/?{query}")
+        response = client.get(f"/authorize/?{authorize_query(f'n{i}')}")
     code = parse_qs(urlsplit(response["Location"]).query)["code"][0]
+    form, headers = token_request(code)
     with CaptureQueriesContext(connection) as token_queries:
-        token = client.post("/token/", {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                                        "client_id": CLIENT_ID, "client_secret": SECRET,
-                                        "code_verifier": PKCE_VERIFIER})
+        token = client.post("/token/", form, **headers)
     assert token.status_code == 200, token.content
     counts = [len(authorize_queries), len(token_queries)]
 
 print(json.dumps({"session_key": session.session_key, "cookie": settings.SESSION_COOKIE_NAME, "client_id": CLIENT_ID,
                   "secret": SECRET, "redirect_uri": REDIRECT, "verifier": PKCE_VERIFIER, "challenge": PKCE_CHALLENGE,
-                  "queries": counts}))
+                  "scope": SCOPE, "auth": AUTH, "pkce": PKCE, "queries": counts}))
