@@ -18,7 +18,7 @@ from selenium.webdriver.common.virtual_authenticator import Protocol, Transport,
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.browser.helpers import shot, sign_browser_in
+from tests.browser.helpers import shot, sign_browser_in, submit
 from tests.conftest import DSM_SECRET, RP_REDIRECT
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -236,8 +236,8 @@ def test_passkey_pages_on_a_360px_phone(make_browser, hub, people, google_like):
     shot(browser, "passkeys-rename-360")
     field.clear()
     field.send_keys("Mum's tablet")
-    browser.find_element(By.ID, f"passkey-save-{first.pk}").click()
-    WebDriverWait(browser, 15).until(lambda b: "Mum's tablet" in b.find_element(By.ID, "passkey-list").text)
+    submit(browser, By.ID, f"passkey-save-{first.pk}")
+    assert "Mum's tablet" in browser.find_element(By.ID, "passkey-list").text
     first.refresh_from_db()
     assert first.name == "Mum's tablet"
 
