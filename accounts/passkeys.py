@@ -285,8 +285,11 @@ def authenticate_passkey(session, credential: dict) -> User:
 
 
 def _verify_and_use(credential: dict, challenge: bytes) -> User:
-    credential_id = credential.get("id") if isinstance(credential, dict) else None
-    if not isinstance(credential_id, str) or not credential_id:
+    try:
+        credential_id = b64url(from_b64url(credential["id"]))  # as stored: unpadded base64url
+    except (KeyError, TypeError, ValueError):
+        raise _invalid() from None
+    if not credential_id:
         raise _invalid()
     passkey = Passkey.objects.select_related("user").filter(credential_id=credential_id).first()
     if passkey is None:
