@@ -16,3 +16,10 @@ apply_on_start()
 from identityhub.oidc.keys import keyring  # noqa: E402
 
 keyring()
+
+# Connections are persistent (CONN_MAX_AGE): the one the loading above opened must not outlive it.
+# With gunicorn --preload this module runs in the master, and a connection inherited across fork
+# (an SQLite handle, a PostgreSQL socket) would be shared by processes. Each request thread opens its own.
+from django.db import connections  # noqa: E402
+
+connections.close_all()
