@@ -285,7 +285,8 @@ class PersonAdmin(HouseholdScopedAdmin):
         # The audit trail's household scope is registered by the console (it knows NASes and apps).
         events = scope_queryset(AuditEvent.objects.all(), user.console_viewer).filter(
             user=user, kind__in=[AuditEvent.Kind.SIGN_IN, AuditEvent.Kind.REFUSAL])[:RECENT_ACTIVITY]
-        rows = [(e.time.strftime("%Y-%m-%d %H:%M"), e.get_kind_display(), e.reason, e.client_id or e.upstream_id)
+        rows = [(e.time.strftime("%Y-%m-%d %H:%M"), e.get_kind_display(), e.reason, e.client_id or e.upstream_id
+                 or (e.details or {}).get("method", ""))
                 for e in events]
         if not rows:
             return _("Nothing recorded yet.")
