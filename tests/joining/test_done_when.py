@@ -123,3 +123,20 @@ def test_approving_a_nas_bound_request_needs_an_account_choice(client, upstream_
     with pytest.raises(services.JoiningError):
         services.approve_request(AccessRequest.objects.get(), by=mael)
     assert not User.objects.filter(email="granny@example.net").exists()
+
+
+def test_a_member_without_a_nas_account_asks_and_gets_one(client, dsm_app, fake_nas, people, mael):
+    from tests.conftest import signed_in
+
+    no_nas = people["no_nas"]
+    signed_in(client, no_nas)
+    refused = client.get(authorize_query("ds923-dsm"))
+    assert refused.status_code == 403 and b"has no account on DS923+" in refused.content
+    assert b'id="ask-for-access"' in refused.content
+    client.post("/ask-for-access/")
+    request = AccessRequest.objects.get()
+    assert (request.user, request.nas_id, request.upstream_id) == (no_nas, "ds923", "")
+    services.approve_request(request, by=mael, account=services.AccountChoice(request.nas, create="nonas"))
+    code = redirect_params(client.get(authorize_query("ds923-dsm")))["code"]
+    claims = id_token_claims(exchange(client, "ds923-dsm", code, DSM_SECRET).json()["id_token"])
+    assert claims["username"] == "nonas"
