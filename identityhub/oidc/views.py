@@ -146,14 +146,52 @@ class HubAuthorizationView(AuthorizationView):
         return allow_form_redirect(response, credentials.get("redirect_uri"))
 
     def _approve(self, request, scopes, credentials, application) -> HttpResponse:
-        credentials = {k: v for k, v in credentials.items() if k != "request"}
         try:
-            uri, _headers, _body, _status = self.create_authorization_response(
-                request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
-            )
+            if credentials.get("response_type") == "code":
+                uri = self._issue_code(request, scopes, credentials)
+            else:  # not the code flow: DOT's way, unchanged (it validates the request again)
+                credentials = {k: v for k, v in credentials.items() if k != "request"}
+                uri, _headers, _body, _status = self.create_authorization_response(
+                    request=request, scopes=" ".join(scopes), credentials=credentials, allow=True
+                )
         except OAuthToolkitError as error:
             return self.error_response(error, application)
         return self.redirect(uri, application)
+
+    def _issue_code(self, request, scopes, credentials) -> str:
+        """The code for the request `get` has just validated, on oauthlib's own validated Request.
+
+        DOT's create_authorization_response builds a second Request and oauthlib's grant runs the
+        whole validation again before issuing (authorization_code.py): the same checks on the same
+        query, with nothing changed in between. This does what follows that second validation —
+        create_authorization_code, the code modifiers, save_authorization_code (the hub's
+        `_create_authorization_code`: PKCE method, claims, auth_time, sid), the response — and adds
+        `iss` as DOT does. The consent form's POST, whose fields come back from the browser, still
+        goes through DOT (form_valid) and is validated in full."""
+        oauth_request = credentials["request"]
+        oauth_request.scopes = list(scopes)
+        oauth_request.user = request.user
+        for key, value in self._hub_credentials(request).items():
+            setattr(oauth_request, key, value)
+        server = self.get_oauthlib_core().server
+        dispatcher = server.response_types["code"]
+        grant_type = dispatcher._handler_for_request(oauth_request)
+        try:
+            grant = grant_type.create_authorization_code(oauth_request)
+            for modifier in grant_type._code_modifiers:
+                grant = modifier(grant, server.default_token_type, oauth_request)
+            if "access_token" in grant:
+                grant_type.request_validator.save_token(grant, oauth_request)
+            grant_type.request_validator.save_authorization_code(oauth_request.client_id, grant, oauth_request)
+            headers, _body, _status = grant_type.prepare_authorization_response(oauth_request, grant, {}, None, 302)
+        except oauth2_errors.FatalClientError as error:
+            raise FatalClientError(error=error, redirect_uri=credentials["redirect_uri"]) from error
+        except oauth2_errors.OAuth2Error as error:
+            raise OAuthToolkitError(error=error, redirect_uri=credentials["redirect_uri"]) from error
+        uri = headers["Location"]
+        if oauth2_settings.COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS:
+            uri = _add_iss_to_redirect(uri, oauth2_settings.oauth2_authorization_server_issuer(request))
+        return uri
 
     # --- POST: the consent form -----------------------------------------------------------------
     def form_valid(self, form):
@@ -172,14 +210,20 @@ class HubAuthorizationView(AuthorizationView):
         return super().form_valid(form)
 
     def create_authorization_response(self, request, scopes, credentials, allow):
-        # Whether the client sent redirect_uri (then the exchange must send it too, RFC 6749 §4.1.3).
-        # The consent form posts back to the authorization URL, so GET is the client's request.
-        credentials["hub_redirect_uri_sent"] = "redirect_uri" in (request.GET or request.POST)
-        # The session's sign-in time travels with the grant to become the ID token's auth_time.
-        credentials["hub_auth_time"] = request.session.get(AUTH_TIME_SESSION_KEY)
-        # And the hub session's id: the ID token's `sid`, and what back-channel logout signs out.
-        credentials["hub_sid"] = session_sid(request.session)
+        credentials.update(self._hub_credentials(request))
         return super().create_authorization_response(request, scopes, credentials, allow)
+
+    @staticmethod
+    def _hub_credentials(request) -> dict:
+        return {
+            # Whether the client sent redirect_uri (then the exchange must send it too, RFC 6749 §4.1.3).
+            # The consent form posts back to the authorization URL, so GET is the client's request.
+            "hub_redirect_uri_sent": "redirect_uri" in (request.GET or request.POST),
+            # The session's sign-in time travels with the grant to become the ID token's auth_time.
+            "hub_auth_time": request.session.get(AUTH_TIME_SESSION_KEY),
+            # And the hub session's id: the ID token's `sid`, and what back-channel logout signs out.
+            "hub_sid": session_sid(request.session),
+        }
 
     # --- the error page -------------------------------------------------------------------------
     def error_response(self, error, application, **kwargs):
