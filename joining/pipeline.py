@@ -8,7 +8,10 @@ the meantime, the link just made is removed again and the sign-in is refused.
 
 from __future__ import annotations
 
+import time
+
 from django.db import transaction
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from social_django.models import UserSocialAuth
 
@@ -17,7 +20,11 @@ from accounts.pipeline import SignInRefused
 from .models import Invitation
 from .services import JoiningError, claim_invitation
 
-INVITATION_SESSION_KEY = "hub_invitation"  # {"id": pk, "digest": token digest}
+INVITATION_SESSION_KEY = "hub_invitation"  # {"id": pk, "digest": token digest, "at": when started}
+# A sign-in started from an invitation and abandoned must not apply it to a later, unrelated
+# sign-in in the same browser (a family computer): only within this time, and only on the way
+# back to the welcome page the invitation's sign-in asked for.
+PENDING_SECONDS = 30 * 60
 
 
 def pending_invitation(session) -> Invitation | None:
@@ -37,7 +44,12 @@ def _not_valid(backend) -> SignInRefused:
 
 def invited_person(backend, strategy, uid, user=None, *args, **kwargs):
     session = strategy.request.session
-    if INVITATION_SESSION_KEY not in session:
+    pending = session.get(INVITATION_SESSION_KEY)
+    if pending is None:
+        return None
+    started = pending.get("at", 0) if isinstance(pending, dict) else 0
+    if time.time() - started > PENDING_SECONDS or session.get("next") != reverse("joining:welcome"):
+        session.pop(INVITATION_SESSION_KEY, None)  # an abandoned invitation sign-in: an ordinary one now
         return None
     invitation = pending_invitation(session)
     if invitation is None or invitation.state != Invitation.State.PENDING:

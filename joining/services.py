@@ -23,7 +23,7 @@ from django.utils.translation import gettext as _
 from social_django.models import UserSocialAuth
 
 from accounts.models import Household, Membership, User, normalize_email
-from accounts.roles import sync_staff_flag
+from accounts.roles import administered_household_ids, forget_cached_roles, is_operator, sync_staff_flag
 from accounts.services import declare_person
 from identityhub.audit import record_event
 from synology.models import NAS, DSMAccount
@@ -112,6 +112,21 @@ def _join(user: User, household: Household, role: str, how: str) -> None:
 
 
 # --- invitations ------------------------------------------------------------------------------
+def in_reach(inviter: User | None, person: User, household: Household) -> bool:
+    """May `inviter` let someone else's sign-in become `person`'s? Redeeming an invitation links
+    whatever account opens it to the person, so a household admin may only invite into their own
+    households, and only people who are new or belong to no household they do not administer —
+    never an operator. Operators (and the `hub` command, `inviter=None`) may invite anyone."""
+    if inviter is None or is_operator(inviter):
+        return True
+    forget_cached_roles(inviter)
+    mine = administered_household_ids(inviter)
+    if household.pk not in mine or person.is_superuser:
+        return False
+    theirs = set(Membership.objects.filter(user=person).values_list("household_id", flat=True))
+    return theirs <= mine
+
+
 def parse_lifetime(text: str) -> timedelta:
     """`7d`, `36h`, `90m` → a timedelta (at most 90 days). Raises JoiningError."""
     units = {"d": "days", "h": "hours", "m": "minutes"}
@@ -141,10 +156,15 @@ def invite(household: Household, email: str, *, name: str = "", role: str = Memb
     existing = User.objects.filter(email=email).first()
     if existing is not None and not existing.is_active:
         raise JoiningError(_("%(email)s is disabled on this hub.") % {"email": email})
+    if by is not None and not is_operator(by) and household.pk not in administered_household_ids(by):
+        raise JoiningError(_("You are not an admin of %(household)s.") % {"household": household})
+    if existing is not None and not in_reach(by, existing, household):
+        raise JoiningError(_("%(email)s is also in a household you do not run: ask an operator to invite them.")
+                           % {"email": email})
     dsm_account = _prepare_account(account, existing, email, name)
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
-        person = declare_person(email, name) if existing is None or name else existing
+        person = existing or declare_person(email, name)
         if dsm_account is not None:
             _existing_account(dsm_account.nas, dsm_account.name, person)  # still free, now under the lock
             if dsm_account.user_id != person.pk:
@@ -180,6 +200,8 @@ def claim_invitation(invitation: Invitation, *, used_with: str) -> bool:
     person = invitation.person
     if not person.is_active:
         raise JoiningError(_("This account is disabled."))
+    if not in_reach(invitation.created_by, person, invitation.household):  # roles changed since
+        raise JoiningError(_("This invitation can no longer be used."))
     _join(person, invitation.household, invitation.role, "invitation")
     record_event("admin_change", reason="invitation_used", user=person, household=invitation.household_id,
                  invitation=invitation.pk, used_with=used_with)

@@ -4,6 +4,7 @@ page, and "Ask for access" from a refusal page. Thin: the work is in services.""
 from __future__ import annotations
 
 import json
+import time
 
 from django.contrib.auth.decorators import login_required
 from django.db import transaction
@@ -100,7 +101,8 @@ def invitation_upstream(request: HttpRequest, token: str, upstream_id: str) -> H
         return _unusable(request, invitation)
     if not Upstream.objects.filter(pk=upstream_id, enabled=True).exists():
         return redirect("joining:invitation", token=token)
-    request.session[INVITATION_SESSION_KEY] = {"id": invitation.pk, "digest": invitation.token_digest}
+    request.session[INVITATION_SESSION_KEY] = {"id": invitation.pk, "digest": invitation.token_digest,
+                                               "at": int(time.time())}
     query = urlencode({"next": reverse("joining:welcome")})
     return redirect(f"{reverse('accounts:login-upstream', args=[upstream_id])}?{query}")
 
@@ -114,8 +116,11 @@ def invitation_join(request: HttpRequest, token: str) -> HttpResponse:
         return _unusable(request, invitation)
     if not request.user.is_authenticated or request.user.pk != invitation.person_id:
         return redirect("joining:invitation", token=token)
-    with transaction.atomic():
-        claimed = services.claim_invitation(invitation, used_with=request.session.get("hub_upstream", "session"))
+    try:
+        with transaction.atomic():
+            claimed = services.claim_invitation(invitation, used_with=request.session.get("hub_upstream") or "session")
+    except services.JoiningError:
+        claimed = False
     if not claimed:
         return _unusable(request, services.find_invitation(token))
     return redirect("joining:welcome")

@@ -222,3 +222,56 @@ def test_the_config_leaves_an_invited_membership_alone(client, invitation):
     client.post(f"/invite/{token}/join/")
     set_members(Household.objects.get(pk="valais"), [MemberSpec("mael@example.com", "Maël", "admin")], managed=True)
     assert Membership.objects.filter(user=invitation.person, household_id="valais").exists()
+
+
+# --- whom a household admin may invite: redeeming links any account to the invited person -----------
+def test_a_household_admin_cannot_invite_someone_of_another_household(household, other_household, people, mael):
+    outsider = people["outsider"]  # a member of the neighbours only
+    with pytest.raises(services.JoiningError, match="household you do not run"):
+        services.invite(household, outsider.email, by=mael)
+    with pytest.raises(services.JoiningError, match="not an admin of"):
+        services.invite(other_household, "someone.new@example.com", by=mael)
+    assert not Invitation.objects.exists()
+
+
+def test_the_neighbours_admin_cannot_take_over_a_valais_member_or_an_operator(household, other_household, people):
+    neighbour_admin = people["outsider"]
+    Membership.objects.filter(user=neighbour_admin).update(role="admin")
+    mael = people["mael"]
+    mael.is_superuser = True
+    mael.save()
+    for email in ("mum@example.com", "mael@example.com"):
+        with pytest.raises(services.JoiningError):
+            services.invite(other_household, email, by=neighbour_admin)
+    # Operators and the hub command may invite anyone.
+    assert services.invite(other_household, "mum@example.com", by=mael)[0].person.email == "mum@example.com"
+    assert services.invite(other_household, "mael@example.com")[0].person == mael
+
+
+def test_an_existing_persons_name_is_not_changed_by_an_invitation(household, people, mael):
+    invitation, _url = services.invite(household, "mum@example.com", name="Someone Else", by=mael)
+    invitation.person.refresh_from_db()
+    assert invitation.person.name == "Mum"
+
+
+def test_an_invitation_whose_person_joined_another_household_meanwhile_is_refused(client, household, other_household,
+                                                                                    invitation):
+    invitation, token = invitation
+    Membership.objects.create(user=invitation.person, household=other_household)
+    signed_in(client, invitation.person)
+    client.post(f"/invite/{token}/join/")
+    invitation.refresh_from_db()
+    assert invitation.state == "pending"
+    assert not Membership.objects.filter(user=invitation.person, household=household).exists()
+
+
+def test_an_abandoned_invitation_sign_in_does_not_capture_a_later_one(client, upstream_provider, google_like,
+                                                                      invitation, mum):
+    invitation, token = invitation
+    client.post(f"/invite/{token}/sign-in/google/")  # Grandpa starts, then walks away
+    upstream_provider.identity = Identity(sub="g-mum", email="mum@example.com")
+    arrived = upstream_round_trip(client, next_url="/account/")  # Mum signs in on the same computer
+    assert arrived["Location"] == "/account/"
+    assert UserSocialAuth.objects.get(uid="g-mum").user == mum
+    invitation.refresh_from_db()
+    assert invitation.state == "pending"
