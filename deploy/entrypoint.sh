@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Identity Hub container entrypoint.
 #
-#   web            migrate, then gunicorn on 0.0.0.0:8000 (WEB_WORKERS=2, WEB_THREADS=2; WEB_PORT)
+#   web            migrate (unless WEB_MIGRATE=0), then gunicorn on 0.0.0.0:8000 (WEB_WORKERS=2,
+#                  WEB_THREADS=2; WEB_PORT)
 #   worker [ARGS]  celery -A identityhub worker
 #   beat [ARGS]    celery -A identityhub beat (run exactly one)
 #   all            the NAS profile, the whole hub in one container: migrate, then gunicorn
@@ -87,6 +88,15 @@ link_static() {
     rm -rf "$VAR_DIR/static"
     ln -s "$APP_DIR/static" "$VAR_DIR/static"
   fi
+}
+
+# web migrates first, unless WEB_MIGRATE=0 (Kubernetes: its migrate Job does it once, instead of
+# every web replica at the same time).
+migrate_unless_told_not_to() {
+  case "${WEB_MIGRATE:-1}" in
+    0 | false | no | off) ;;
+    *) python manage.py migrate --noinput ;;
+  esac
 }
 
 usage() {
@@ -213,7 +223,7 @@ case "$mode" in
     refuse_remote_debug
     record_mode
     link_static
-    python manage.py migrate --noinput
+    migrate_unless_told_not_to
     exec gunicorn identityhub.wsgi -k gthread \
       --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-2}" \
       --bind "0.0.0.0:${WEB_PORT:-8000}" --keep-alive 5 "$@"
@@ -224,6 +234,9 @@ case "$mode" in
     record_mode
     link_static
     mkdir -p "$VAR_DIR"
+    # As PID 1 (no init in the container) a signal without a trap is ignored: stop after migrate.
+    trap 'exit 143' TERM
+    trap 'exit 130' INT
     python manage.py migrate --noinput
     run_all
     ;;

@@ -122,6 +122,13 @@ def test_web_is_the_default_and_takes_its_sizes_from_the_environment(fakes):
     assert argv[argv.index("--bind") + 1] == "0.0.0.0:8123"
 
 
+def test_web_can_leave_the_migrations_to_someone_else(fakes):
+    assert fakes.run("web", WEB_MIGRATE="0").returncode == 0
+    assert fakes.calls("python") == [] and len(fakes.calls("gunicorn")) == 1
+    assert fakes.run("web", WEB_MIGRATE="1").returncode == 0
+    assert fakes.calls("python") == [MIGRATE]
+
+
 def test_the_exit_status_of_the_execd_program_is_the_containers(fakes):
     assert fakes.run("web", FAKE_GUNICORN="exit:3").returncode == 3
     assert fakes.run("web", FAKE_PYTHON="exit:2").returncode == 2  # a failed migrate: no gunicorn
@@ -304,6 +311,16 @@ def test_a_survivor_that_ignores_sigterm_is_killed_after_stop_timeout(fakes):
     assert "gunicorn TERM ignored" in fakes.events()
     assert "SIGKILL" in err
     assert time.monotonic() - started < 10
+
+
+def test_a_stop_signal_during_the_migrations_stops_after_them(fakes):
+    process = fakes.start("all", FAKE_PYTHON="run-then-exit:0", FAKE_GUNICORN="run", FAKE_CELERY="run")
+    fakes.wait_for_event(lambda events: any(e.startswith("python start") for e in events))
+    process.send_signal(signal.SIGTERM)
+    process.communicate(timeout=15)
+    assert process.returncode == 143
+    assert "python exits 0" in fakes.events()  # the migration was not cut short
+    assert fakes.calls("gunicorn") == [] and fakes.calls("celery") == []
 
 
 def test_a_failed_migration_starts_nothing(fakes):
