@@ -38,9 +38,9 @@ def test_problems_are_lines_not_tracebacks():
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert sorted(done.stderr.splitlines()) == [
-        f"{EXAMPLE}:22:20: environment variable GOOGLE_CLIENT_SECRET is not set",
-        f"{EXAMPLE}:47:53: environment variable SYNO_PASSWORD is not set",
-        f"{EXAMPLE}:56:20: environment variable DSM_CLIENT_SECRET is not set",
+        f"{EXAMPLE}:24:20: environment variable GOOGLE_CLIENT_SECRET is not set",
+        f"{EXAMPLE}:49:53: environment variable SYNO_PASSWORD is not set",
+        f"{EXAMPLE}:58:20: environment variable DSM_CLIENT_SECRET is not set",
     ]
 
 
@@ -62,7 +62,7 @@ def test_an_explicit_hub_issuer_that_differs_stays_an_error(tmp_path):
     path = _literal_issuer_copy(tmp_path)
     done = manage("hub", "check", str(path), HUB_ISSUER="https://other.example.com", **SECRETS)
     assert done.returncode == 1
-    assert done.stderr.strip() == (f"{path}:15:9: issuer 'https://id.example.com' differs from HUB_ISSUER "
+    assert done.stderr.strip() == (f"{path}:17:9: issuer 'https://id.example.com' differs from HUB_ISSUER "
                                    "'https://other.example.com'")
 
 
@@ -71,7 +71,7 @@ def test_a_bad_issuer_in_hub_config_is_reported_by_the_check_not_by_the_settings
     done = manage("hub", "check", HUB_CONFIG=str(path), **SECRETS)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
-    assert done.stderr.startswith(f"{path}:15:9: issuer 'ftp://id.example.com' must be an absolute https URL")
+    assert done.stderr.startswith(f"{path}:17:9: issuer 'ftp://id.example.com' must be an absolute https URL")
 
 
 def test_schema_needs_no_secret_either():
