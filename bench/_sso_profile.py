@@ -5,7 +5,7 @@ Run by bench/sso_cycles.py --profile in a subprocess with the variant's settings
 test) after _sso_setup.py. Prints JSON: CPU ms per cycle (time.process_time, no profiler) and a
 per-layer split from a CPU-time sampling profiler (ITIMER_PROF, 0.5 ms): each sample goes to the
 first layer found walking the stack outwards, except that anything under a database connect/close
-is "connection" and anything under jwcrypto/cryptography is "signing".
+is "connection" and anything under jwcrypto/cryptography (or the key ring's sign_jwt) is "signing".
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def classify(frame) -> str:
         if "/django/db/backends/" in path and name in {"connect", "close", "_close", "get_new_connection",
                                                       "init_connection_state", "ensure_connection"}:
             return "connection"
-        if "/jwcrypto/" in path or "/cryptography/" in path:
+        if "/jwcrypto/" in path or "/cryptography/" in path or name == "sign_jwt":
             return "signing"
         if found is None:
             if "/psycopg" in path or ("sqlite3" in path and "/django/" not in path) or (

@@ -17,13 +17,15 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import cached_property
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from jwcrypto import jwk
+from jwcrypto.common import base64url_encode, json_encode
 
 from .models import SigningKey
 from .selectors import bump_generation, current_generation
@@ -50,6 +52,24 @@ class KeyRing:
 
     def public_jwks(self) -> dict:
         return {"keys": [key.export_public(as_dict=True) | {"use": "sig", "alg": "RS256"} for key in self.published]}
+
+    @cached_property
+    def _signing_key(self):  # the cryptography key object inside the active JWK, loaded once
+        return self.active.get_op_key("sign")
+
+    @cached_property
+    def _jwt_header(self) -> str:
+        return base64url_encode(json_encode({"typ": "JWT", "alg": "RS256", "kid": self.kid}))
+
+    def sign_jwt(self, claims: dict) -> str:
+        """A compact RS256 JWT of `claims`, header {typ: JWT, alg: RS256, kid}, signed with the active
+        key: byte for byte what `jwt.JWT(header=…, claims=claims).make_signed_token(active)` and
+        `serialize()` give (jwcrypto's json_encode: sorted keys, no spaces; PKCS#1 v1.5 signatures are
+        deterministic), without jwcrypto's per-token deep copies of its claim registry, the claims and
+        the header, its re-parse of the header and its key-operation checks."""
+        signing_input = f"{self._jwt_header}.{base64url_encode(json_encode(claims))}"
+        signature = self._signing_key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+        return f"{signing_input}.{base64url_encode(signature)}"
 
 
 def generate_private_pem() -> str:

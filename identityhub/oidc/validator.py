@@ -360,10 +360,14 @@ class HubOAuth2Validator(OAuth2Validator):
         if "nonce" not in id_token and request.nonce:  # oauthlib bug #746
             id_token["nonce"] = request.nonce
         ring = keys.keyring()
-        signed = jwt.JWT(header={"typ": "JWT", "alg": "RS256", "kid": ring.kid}, claims=id_token)
-        signed.make_signed_token(ring.active)
+        if fastpath.enabled():
+            serialized = ring.sign_jwt(id_token)  # the same bytes as jwcrypto's, without its copies
+        else:
+            signed = jwt.JWT(header={"typ": "JWT", "alg": "RS256", "kid": ring.kid}, claims=id_token)
+            signed.make_signed_token(ring.active)
+            serialized = signed.serialize()
         request.id_token = request.access_token = self._save_id_token(id_token["jti"], request, expiration_time)
-        return signed.serialize()
+        return serialized
 
     def _get_key_for_token(self, token):
         # A malformed token raises InvalidJWSObject, which DOT's logout treats as "no valid hint";

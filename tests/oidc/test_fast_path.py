@@ -274,3 +274,16 @@ def test_nothing_listens_to_the_rows_written_with_plain_sql():
     for model in (Grant, AccessToken, RefreshToken, IDToken, RedeemedCode, ClientSession, AuditEvent):
         for signal in (signals.pre_save, signals.post_save, signals.pre_delete, signals.post_delete):
             assert not signal.has_listeners(model), (model, signal)
+
+
+def test_the_key_rings_signer_makes_jwcryptos_bytes(db):
+    """RS256 with PKCS#1 v1.5 is deterministic: the fast signer's token is jwcrypto's, byte for byte."""
+    from identityhub.oidc.keys import keyring
+
+    ring = keyring()
+    claims = {"iss": "https://id.example.com", "sub": "4c1f", "aud": "ds923-dsm", "iat": 1700000000,
+              "exp": 1700003600, "nonce": "n-0S6_WzA2Mj", "name": "Maël Valais", "email_verified": True,
+              "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "auth_time": 1699990000, "sid": "s1d"}
+    reference = jwt.JWT(header={"typ": "JWT", "alg": "RS256", "kid": ring.kid}, claims=claims)
+    reference.make_signed_token(ring.active)
+    assert ring.sign_jwt(claims) == reference.serialize()
