@@ -22,11 +22,12 @@ HANDLERS = {
     "keys": "identityhub.oidc.cli.run_keys",
     "invite": "joining.cli.run_invite",
     "requests": "joining.cli.run_requests",
+    "doctor": "identityhub.oidc.doctor.run_doctor",
 }
 
 
 class Command(BaseCommand):
-    help = "Identity Hub operations: check, plan, apply, export, schema, sync, claims, keys, invite, requests"
+    help = "Identity Hub operations: check, plan, apply, export, schema, sync, claims, keys, invite, requests, doctor"
     requires_system_checks: list = []
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -66,6 +67,8 @@ class Command(BaseCommand):
         q.add_argument("--create-account", help="a DSM account the hub creates on the app's NAS now")
         q = decide.add_parser("decline", help="turn the request down")
         q.add_argument("id", help="the request's id")
+        p = sub.add_parser("doctor", help="check the deployment end to end: one ok/warn/fail line per check")
+        p.add_argument("--budget", type=float, default=None, help="seconds for the whole run (default 60)")
 
     def handle(self, *args, **options) -> None:
         handler = import_string(HANDLERS[options["subcommand"]])
