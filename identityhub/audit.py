@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from . import metrics
 from .models import AuditEvent
 
 log = logging.getLogger("identityhub.audit")
@@ -31,5 +32,6 @@ def record_event(
         upstream_id=upstream_id,
         details=details,
     )
+    metrics.count_event(kind, reason, client_id, upstream_id, details)  # one counter increment (/metrics)
     log.info("audit %s %s user=%s client=%s nas=%s", kind, reason, getattr(user, "email", email), client_id, nas_id)
     return event

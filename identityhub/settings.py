@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import platform
 import re
 import secrets
 import sys
@@ -205,6 +206,7 @@ if DEBUG:
     INSTALLED_APPS.append("identityhub.demo")  # the demo relying party of `make run`
 
 MIDDLEWARE = [
+    "identityhub.metrics.RequestMetricsMiddleware",  # first: times the whole stack (a few µs)
     "django.middleware.security.SecurityMiddleware",
     "identityhub.middleware.HubCSPMiddleware",  # django-csp's, the settings' policy built once
     "identityhub.middleware.RefuseNulBytesMiddleware",
@@ -469,11 +471,29 @@ STORAGES = {
 }
 WHITENOISE_USE_FINDERS = DEBUG
 
+# --- metrics (/metrics, identityhub/metrics.py) ---------------------------------------------
+# Unset: /metrics is a 404. Set: Prometheus scrapes with `Authorization: Bearer <token>`, and every
+# process counts into its own file under HUB_METRICS_DIR (prometheus_client's multiprocess mode; one
+# folder per host name, so containers sharing var/ never share files); a scrape sums the folder.
+HUB_METRICS_TOKEN = os.environ.get("HUB_METRICS_TOKEN", "").strip() or None
+HUB_METRICS_DIR = (os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("HUB_METRICS_DIR")
+                   or str(VAR_DIR / "metrics" / platform.node())) if HUB_METRICS_TOKEN else None
+
+# --- logs -----------------------------------------------------------------------------------
+# text: `time LEVEL logger message`; json: one object per line (identityhub/logs.py).
+HUB_LOG_FORMAT = os.environ.get("HUB_LOG_FORMAT", "text").strip().lower() or "text"
+if HUB_LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"HUB_LOG_FORMAT must be text or json, got {os.environ.get('HUB_LOG_FORMAT')!r}")
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "identityhub.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             "formatter": "json" if HUB_LOG_FORMAT == "json" else "plain"}},
     "root": {"handlers": ["console"], "level": os.environ.get("HUB_LOG_LEVEL", "INFO")},
     "loggers": {
         # oauthlib logs request bodies (client secrets, codes) at DEBUG: never let it.

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
-from . import views
+from . import metrics, views
 
 hub_patterns = [
     path("", include("identityhub.oidc.urls")),
@@ -21,6 +21,7 @@ hub_patterns = [
     path("favicon.ico", views.favicon, name="favicon"),
     path("healthz", views.healthz, name="healthz"),
     path("readyz", views.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),  # 404 unless HUB_METRICS_TOKEN is set
     path("", views.home, name="home"),
 ]
 if settings.DEBUG:
