@@ -78,7 +78,7 @@ class Document:
         """`message` with every environment value interpolated at `path` shown as `${VAR}`.
 
         Any variable may hold a secret, also one placed under the wrong key
-        (`service_account: ${SYNO_PASSWD}`): messages quote values, and must never quote those.
+        (`service_account: ${SYNO_PASSWORD}`): messages quote values, and must never quote those.
         """
         for name, value in sorted(self.from_env.get(path, ()), key=lambda item: -len(item[1])):
             if not value:

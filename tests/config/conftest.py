@@ -42,7 +42,7 @@ nas:
     household: valais
     url: https://192.168.1.20:5001
     verify_tls: false
-    service_account: {username: hub-sync, password: ${SYNO_PASSWD}}
+    service_account: {username: hub-sync, password: ${SYNO_PASSWORD}}
     sync_interval: 1h
     accounts: {mum@example.com: maman}
 clients:
@@ -82,7 +82,7 @@ class Result:
 @pytest.fixture
 def secrets_env(monkeypatch):
     monkeypatch.setenv("GOOGLE_CLIENT_SECRET", GOOGLE_SECRET)
-    monkeypatch.setenv("SYNO_PASSWD", SYNO_PASSWORD)
+    monkeypatch.setenv("SYNO_PASSWORD", SYNO_PASSWORD)
     monkeypatch.setenv("DSM_CLIENT_SECRET", DSM_SECRET)
     monkeypatch.setenv("WEB_CLIENT_SECRET", WEB_SECRET)
 

@@ -106,7 +106,7 @@ def test_apply_writes_what_the_file_says(config_file, run_hub):
 
 def test_changes_are_listed_per_field_and_secrets_only_as_changed(config_file, write, run_hub, monkeypatch):
     run_hub("apply", config_file)
-    monkeypatch.setenv("SYNO_PASSWD", "another-password")
+    monkeypatch.setenv("SYNO_PASSWORD", "another-password")
     text = (CONFIG.replace("sync_interval: 1h", "sync_interval: 30m")
             .replace("{mum@example.com: maman}", "{mum@example.com: mum, pal@example.com: pal}")
             .replace("      - {email: mum@example.com}\n", "")

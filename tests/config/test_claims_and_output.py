@@ -95,7 +95,7 @@ def test_schema_is_json_schema(run_hub):
 def test_secrets_never_appear_in_any_output(applied, write, run_hub, monkeypatch):
     outputs = [run_hub("check", applied), run_hub("plan", applied), run_hub("apply", applied), run_hub("export"),
                run_hub("claims", "mum@example.com", "ds923-dsm")]
-    monkeypatch.setenv("SYNO_PASSWD", "n3w-Syn0-password")
+    monkeypatch.setenv("SYNO_PASSWORD", "n3w-Syn0-password")
     monkeypatch.setenv("DSM_CLIENT_SECRET", "Qm4Xz7Lp2Nw9Kt5Rv8Bc3Hj6Fd1Gs0Ya")
     outputs += [run_hub("plan", applied), run_hub("apply", applied)]
     monkeypatch.setenv("DSM_CLIENT_SECRET", DSM_SECRET[:20])  # too short: an error mentioning the secret's key

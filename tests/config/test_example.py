@@ -41,7 +41,7 @@ def test_the_reference_example_plans_as_documented(run_hub, tmp_path, monkeypatc
     yaml_text = reference.split("```yaml\n")[1].split("```")[0]
     plan_text = reference.split("```text\n")[1].split("```")[0].splitlines()
     (tmp_path / "secrets").mkdir()
-    (tmp_path / "secrets" / "syno").write_text("sync password\n")
+    (tmp_path / "secrets" / "syno_password").write_text("sync password\n")
     (tmp_path / "hub.yaml").write_text(yaml_text)
     settings.HUB_ISSUER_FROM_ENV = False  # the example's issuer is https://id.example.com
     monkeypatch.setenv("GOOGLE_CLIENT_SECRET", "GOCSPX-example")

@@ -15,7 +15,7 @@ from identityhub.config.load import load_text
 
 from .conftest import CONFIG, DSM_SECRET, GOOGLE_SECRET, SYNO_PASSWORD, WEB_SECRET
 
-ENV = {"GOOGLE_CLIENT_SECRET": GOOGLE_SECRET, "SYNO_PASSWD": SYNO_PASSWORD, "DSM_CLIENT_SECRET": DSM_SECRET,
+ENV = {"GOOGLE_CLIENT_SECRET": GOOGLE_SECRET, "SYNO_PASSWORD": SYNO_PASSWORD, "DSM_CLIENT_SECRET": DSM_SECRET,
        "WEB_CLIENT_SECRET": WEB_SECRET}
 LINE = re.compile(r"^fuzz\.yaml(:\d+:\d+)?: \S")
 FAST = hsettings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -126,12 +126,12 @@ def test_unset_variable_names_it_and_its_position(write, monkeypatch):
 
 def test_a_misplaced_secret_is_never_quoted(write, secrets_env):
     """A secret variable under the wrong key: the problem names the variable, not its value."""
-    path = write(CONFIG.replace("service_account: {username: hub-sync, password: ${SYNO_PASSWD}}",
-                                "service_account: ${SYNO_PASSWD}")
+    path = write(CONFIG.replace("service_account: {username: hub-sync, password: ${SYNO_PASSWORD}}",
+                                "service_account: ${SYNO_PASSWORD}")
                        .replace("skip_consent: true", "skip_consent: ${DSM_CLIENT_SECRET}"))
     found = problems(path)
     assert found == [
-        f"{path}:26:22: expected a mapping, got '${{SYNO_PASSWD}}'",
+        f"{path}:26:22: expected a mapping, got '${{SYNO_PASSWORD}}'",
         f"{path}:35:19: expected true or false, got '${{DSM_CLIENT_SECRET}}'",
     ]
     assert not any(SYNO_PASSWORD in line or DSM_SECRET in line for line in found)
@@ -185,7 +185,7 @@ def test_secret_files_resolve_against_the_config_folder(write, secrets_env, monk
     write(DSM_SECRET + "\n", "secrets/dsm")
     write(SYNO_PASSWORD + "\n", "secrets/syno")
     text = CONFIG.replace("client_secret: ${DSM_CLIENT_SECRET}", "client_secret_file: secrets/dsm").replace(
-        "password: ${SYNO_PASSWD}", "password_file: ${SECRETS_DIR:-secrets}/syno")
+        "password: ${SYNO_PASSWORD}", "password_file: ${SECRETS_DIR:-secrets}/syno")
     loaded = load_config(write(text, "conf/../hub.yaml"))
     assert loaded.config.clients[0].client_secret == DSM_SECRET
     assert loaded.config.nas[0].service_account.password == SYNO_PASSWORD

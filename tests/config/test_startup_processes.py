@@ -26,7 +26,7 @@ def test_concurrent_starts_apply_once(tmp_path):
         "DATABASE_URL": f"sqlite:///{tmp_path / 'hub.sqlite3'}",  # its own database, whatever the suite uses
         "HUB_VAR_DIR": str(tmp_path / "var"),
         "HUB_CONFIG": str(config),
-        "GOOGLE_CLIENT_SECRET": GOOGLE_SECRET, "SYNO_PASSWD": SYNO_PASSWORD,
+        "GOOGLE_CLIENT_SECRET": GOOGLE_SECRET, "SYNO_PASSWORD": SYNO_PASSWORD,
         "DSM_CLIENT_SECRET": DSM_SECRET, "WEB_CLIENT_SECRET": WEB_SECRET,
     }
     env.pop("REDIS_URL", None)
