@@ -22,7 +22,12 @@ class HubAdminSite(admin.AdminSite):
     def get_urls(self):
         # No console object has a public page: Django's "view on site" shortcut (/admin/r/…) would
         # only confirm that an object exists, and for DOT's Application it was a 500.
-        return [url for url in super().get_urls() if getattr(url, "name", None) != "view_on_site"]
+        from django.urls import path
+
+        from .health import health_view
+
+        health = path("health/", self.admin_view(lambda request: health_view(request, self)), name="hub-health")
+        return [health] + [url for url in super().get_urls() if getattr(url, "name", None) != "view_on_site"]
 
     def has_permission(self, request) -> bool:
         """Operators and household admins, decided from the memberships on this request."""
