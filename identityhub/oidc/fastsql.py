@@ -96,10 +96,39 @@ def _chain(functions, expression):
 
 def delete_by_pk(model: type[Model], pk) -> None:
     """DELETE one row by primary key (no Collector: nothing references these rows, no signals)."""
-    qn = connection.ops.quote_name
-    meta = model._meta
+    execute_batch([delete_statement(model, pk)])
+
+
+def get_joined(model: type[Model], column: str, value, fk: str) -> Model | None:
+    """Like get_by, with the row that foreign key `fk` points to read in the same query and attached
+    (`instance.<fk>`), as select_related would; None when there is no such row."""
+    sql, names, related, related_names = _joined_plan(model, column, fk)
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} = %s", [pk])  # noqa: S608
+        cursor.execute(sql, [value])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    own, other = list(row[: len(names)]), list(row[len(names):])
+    for values, m in ((own, model), (other, related)):
+        for index, convert in _converters(m):
+            values[index] = convert(values[index])
+    instance = model.from_db(connection.alias, names, own)
+    setattr(instance, fk, related.from_db(connection.alias, related_names, other))
+    return instance
+
+
+@cache
+def _joined_plan(model: type[Model], column: str, fk: str):
+    qn = connection.ops.quote_name
+    field = model._meta.get_field(fk)
+    related = field.related_model
+    own = ", ".join(f"a.{qn(f.column)}" for f in model._meta.concrete_fields)
+    other = ", ".join(f"b.{qn(f.column)}" for f in related._meta.concrete_fields)
+    sql = (f"SELECT {own}, {other} FROM {qn(model._meta.db_table)} a "  # noqa: S608 (metadata only)
+           f"JOIN {qn(related._meta.db_table)} b ON b.{qn(field.target_field.column)} = a.{qn(field.column)} "
+           f"WHERE a.{qn(column)} = %s")
+    return (sql, tuple(f.attname for f in model._meta.concrete_fields), related,
+            tuple(f.attname for f in related._meta.concrete_fields))
 
 
 @cache
@@ -118,7 +147,35 @@ def upsert(instance: Model, *, unique: tuple[str, ...], update: tuple[str, ...])
     """INSERT … ON CONFLICT (unique) DO UPDATE SET update = the new values — what
     `bulk_create([instance], update_conflicts=True, unique_fields=…, update_fields=…)` sends (SQLite
     and PostgreSQL), without signals. The instance's primary key is not set."""
+    execute_batch([upsert_statement(instance, unique=unique, update=update)])
+
+
+def upsert_statement(instance: Model, *, unique: tuple[str, ...], update: tuple[str, ...]) -> tuple[str, list]:
     sql, fields = _upsert_plan(type(instance), unique, update)
-    params = [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+    return sql, [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
+def insert_statement(instance: Model) -> tuple[str, list]:
+    """The INSERT of `insert()` for a row whose primary key nobody needs back (not set on it)."""
+    sql, fields, _returning = _insert_plan(type(instance), connection.vendor)
+    instance._state.adding = False
+    instance._state.db = connection.alias
+    return sql.split(" RETURNING ", 1)[0], [f.get_db_prep_save(f.pre_save(instance, True), connection) for f in fields]
+
+
+def delete_statement(model: type[Model], pk) -> tuple[str, list]:
+    qn = connection.ops.quote_name
+    return f"DELETE FROM {qn(model._meta.db_table)} WHERE {qn(model._meta.pk.column)} = %s", [pk]  # noqa: S608
+
+
+def execute_batch(statements: list[tuple[str, list]]) -> None:
+    """Run statements that return nothing, in order. On PostgreSQL in one round trip: Django's
+    psycopg cursors bind client-side (ClientCursor), so the values are merged by psycopg itself
+    (`mogrify`, its quoting) and the statements sent as one; elsewhere one execute each."""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        if connection.vendor == "postgresql" and len(statements) > 1:
+            raw = cursor.cursor
+            cursor.execute("; ".join(raw.mogrify(sql, params) for sql, params in statements))
+        else:
+            for sql, params in statements:
+                cursor.execute(sql, params)

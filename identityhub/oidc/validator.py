@@ -191,7 +191,7 @@ class HubOAuth2Validator(OAuth2Validator):
 
     def invalidate_authorization_code(self, client_id, code, request, *args, **kwargs):
         grant = self._grant(request, code)
-        if grant is not None:
+        if grant is not None and not getattr(request, "_hub_grant_deleted", False):
             if fastpath.enabled():
                 fastsql.delete_by_pk(Grant, grant.pk)  # nothing references a Grant; no signal receivers
             else:
@@ -274,13 +274,25 @@ class HubOAuth2Validator(OAuth2Validator):
                 auth_time=getattr(request, "hub_auth_time", None),
                 sid=getattr(request, "hub_sid", None) or "",
             )
-            fastsql.insert(redeemed) if fastpath.enabled() else redeemed.save()
+            session = None
             if getattr(request, "hub_sid", None):
                 # Which clients got tokens in which hub session (back-channel logout): one upsert.
                 session = ClientSession(user=request.user, application=request.client, sid=request.hub_sid)
-                if fastpath.enabled():
-                    fastsql.upsert(session, unique=("application", "sid"), update=("last_seen",))
-                else:
+            if fastpath.enabled():
+                # With the grant's delete (oauthlib's invalidate_authorization_code, which comes next
+                # in the same transaction): one round trip on PostgreSQL.
+                statements = [fastsql.insert_statement(redeemed)]
+                if session is not None:
+                    statements.append(fastsql.upsert_statement(session, unique=("application", "sid"),
+                                                               update=("last_seen",)))
+                grant = getattr(request, "_hub_grant", None)
+                if grant is not None and grant.code == code:
+                    statements.append(fastsql.delete_statement(Grant, grant.pk))
+                    request._hub_grant_deleted = True
+                fastsql.execute_batch(statements)
+            else:
+                redeemed.save()
+                if session is not None:
                     ClientSession.objects.bulk_create(
                         [session], update_conflicts=True, unique_fields=["application", "sid"],
                         update_fields=["last_seen"],
