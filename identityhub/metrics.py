@@ -41,9 +41,14 @@ def _multiprocess_dir() -> str | None:
     path = getattr(settings, "HUB_METRICS_DIR", None)
     if not path:
         return None
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(path))
-    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
-    return os.environ["PROMETHEUS_MULTIPROC_DIR"]
+    folder = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as error:  # a read-only var/: count per process rather than fail every request
+        log.warning("metrics: cannot use %s (%s): each process exposes only its own counts", folder, error)
+        del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        return None
+    return folder
 
 
 MULTIPROCESS_DIR = _multiprocess_dir()

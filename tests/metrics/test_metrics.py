@@ -240,3 +240,18 @@ def test_several_processes_add_up_in_one_scrape(tmp_path):
     assert value(samples, "hub_refusals_total", reason="no_nas_account") == 7
     assert value(samples, "hub_request_duration_seconds_count", view="oauth2_provider:token", method="POST",
                  status="2xx") == 2
+
+
+def test_an_unwritable_metrics_folder_falls_back_to_counting_per_process(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    env = {**os.environ, "HUB_METRICS_TOKEN": TOKEN, "HUB_METRICS_DIR": str(blocker / "metrics"),
+           "DJANGO_SETTINGS_MODULE": "identityhub.settings"}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    code = PROCESS.format(n=2).replace("assert metrics.MULTIPROCESS_DIR", "assert not metrics.MULTIPROCESS_DIR")
+    code += "\nprint(metrics.exposition(collectors=False).decode())\n"
+    result = subprocess.run([sys.executable, "-c", code], env=env, timeout=60, capture_output=True, text=True,
+                            cwd=os.getcwd())
+    assert result.returncode == 0, result.stderr
+    assert "cannot use" in result.stderr
+    assert 'hub_tokens_issued_total{client_id="ds923-dsm",grant="authorization_code"} 2.0' in result.stdout
