@@ -52,6 +52,12 @@ def test_text_is_the_default():
     assert "hunter2" not in result.stderr
 
 
+def test_celery_workers_keep_the_hubs_handlers_in_json():
+    probe = "import django; django.setup(); from django.conf import settings; print(settings.CELERY_WORKER_HIJACK_ROOT_LOGGER)"
+    assert run_python(probe, HUB_LOG_FORMAT="json").stdout.strip() == "False"
+    assert run_python(probe).stdout.strip() == "True"  # text: the worker's own format, as before
+
+
 @pytest.mark.parametrize("bad", ["yaml", "JSONL", "1"])
 def test_an_invalid_value_is_improperly_configured_naming_the_variable(bad):
     result = run_python("import django; django.setup()", HUB_LOG_FORMAT=bad)
