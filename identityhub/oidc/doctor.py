@@ -29,6 +29,7 @@ import email.utils
 import ipaddress
 import json
 import os
+import re
 import socket
 import ssl
 import threading
@@ -479,14 +480,16 @@ def check_nases(report: Report, budget: Budget, nas_ids: list[str] | None) -> No
             continue
         found = test_connection(nas, timeout=(CALL_TIMEOUT, CALL_TIMEOUT), deadline=max(1.0, min(NAS_DEADLINE,
                                                                                                  budget.left())))
-        detail = found.message  # "ds923: ok: DSM 7.2 …" or "ds923 (DSM 7.2): auth_failed: …"
-        versioned = f"{nas.pk} ({found.dsm_version}): "
-        if found.dsm_version and detail.startswith(versioned):
-            detail = f"{found.dsm_version}: {detail[len(versioned):]}"
-        elif detail.startswith(f"{nas.pk}: "):
-            detail = detail[len(nas.pk) + 2:]
-        if found.ok and detail.startswith("ok: "):
-            detail = detail[4:]
+        # "ds923: ok: DSM 7.2 …" or "ds923 (DSM 7.2): auth_failed: …" — in French with a no-break
+        # space before each colon: the prefixes are matched whatever the spacing.
+        detail = found.message
+        prefix = re.match(rf"{re.escape(nas.pk)}(?: \(([^)]*)\))?\s*:\s*", detail)
+        if prefix:
+            detail = detail[prefix.end():]
+            if prefix.group(1):
+                detail = f"{prefix.group(1)}: {detail}"
+        if found.ok:
+            detail = re.sub(r"^ok\s*:\s*", "", detail)
         if found.ok and nas.tls_verify is False:
             detail += "; " + _("its TLS certificate is not verified (verify_tls: false)")
         report.add(OK if found.ok else FAIL, what, detail)

@@ -304,3 +304,13 @@ def test_a_database_without_migrations_stops_early(db, monkeypatch):
     monkeypatch.setattr(MigrationExecutor, "migration_plan", lambda self, targets: [("x", False)] * 3)
     report = doctor.run_checks()
     assert [c.line for c in report.checks] == ["fail database: 3 migrations not applied: run manage.py migrate"]
+
+
+@pytest.mark.parametrize("language", ["fr", "de"])
+def test_the_nas_line_names_the_nas_once_in_every_language(healthy, language):
+    from django.utils import translation
+
+    with translation.override(language):
+        _, lines = run_doctor()
+    line = next(line for line in lines if line.startswith("ok nas ds923"))
+    assert line.count("ds923") == 1 and "DSM 7.2.2-72806 Update 3" in line, line
