@@ -5,9 +5,9 @@
 #                  WEB_THREADS=2; WEB_PORT)
 #   worker [ARGS]  celery -A identityhub worker
 #   beat [ARGS]    celery -A identityhub beat (run exactly one)
-#   all            the NAS profile, the whole hub in one container: migrate, then gunicorn
-#                  (--preload, WEB_WORKERS=1 x WEB_THREADS=4) and ONE Celery worker with the beat
-#                  scheduler embedded (worker --beat, solo pool, beat in a thread), both supervised
+#   all            the NAS profile, the whole hub in one container: migrate, then ONE process
+#                  (deploy/hub_all.py): the web in WEB_THREADS=4 threads (waitress; WEB_PORT) and
+#                  the Celery worker (solo pool) with the beat scheduler in a thread, supervised
 #   hub ARGS       python manage.py hub ARGS   (check, plan, apply, export, schema, sync, claims, keys, ...)
 #   manage ARGS    python manage.py ARGS       (migrate, createsuperuser, shell, ...)
 #
@@ -15,10 +15,9 @@
 # worker's and beat's --hostname: the health check pings worker@HOST and beat@HOST).
 #
 # `all` runs on SQLite and the filesystem broker in the var/ folder unless DATABASE_URL / REDIS_URL
-# say otherwise. If web or the worker exits, the other is stopped (SIGTERM, then SIGKILL after
-# STOP_TIMEOUT seconds, default 60) and the container exits non-zero, so its restart policy starts it
-# again; SIGTERM or SIGINT is passed on to both as SIGTERM (a clean stop: gunicorn finishes its
-# requests, Celery its running task).
+# say otherwise. If its process exits by itself (the web or the worker failed: either ends it), the
+# container exits non-zero, so its restart policy starts it again; SIGTERM or SIGINT is passed on as
+# SIGTERM (a clean stop: Celery finishes its running task, the web its requests).
 #
 # Docker secrets: for each name in FILE_VARS below, a variable NAME_FILE pointing at a file (e.g.
 # HUB_SECRET_KEY_FILE=/run/secrets/hub_secret_key) sets NAME to that file's content (surrounding
@@ -196,19 +195,16 @@ supervise() {
 }
 
 run_all() {
-  local tmp_dir=()
-  [ -d /dev/shm ] && tmp_dir=(--worker-tmp-dir /dev/shm)  # gunicorn's heartbeat file off the disk
-  gunicorn identityhub.wsgi -k gthread --preload \
-    --config "$APP_DIR/deploy/gunicorn.conf.py" \
-    --workers "${WEB_WORKERS:-1}" --threads "${WEB_THREADS:-4}" \
-    --bind "0.0.0.0:${WEB_PORT:-8000}" --keep-alive 5 "${tmp_dir[@]}" &
-  NAMES[$!]="web (gunicorn)"
-  # One worker, one pool slot, the scheduler in a thread of it (deploy/celery_beat_thread.py runs
-  # `celery` itself): no gossip, mingle or heartbeats to exchange with other workers.
-  python "$APP_DIR/deploy/celery_beat_thread.py" -A identityhub worker --beat \
+  # One process (deploy/hub_all.py): Django loaded once; waitress serves the web from its threads,
+  # the Celery worker (one pool slot) runs in the main thread with the scheduler in a thread of it —
+  # no gossip, mingle or heartbeats to exchange with other workers. glibc would give each thread
+  # its own malloc arena; two are plenty here (MALLOC_ARENA_MAX, unless set).
+  export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
+  python "$APP_DIR/deploy/hub_all.py" --bind "0.0.0.0:${WEB_PORT:-8000}" --threads "${WEB_THREADS:-4}" -- \
+    -A identityhub worker --beat \
     --schedule "$VAR_DIR/celerybeat-schedule" --pool solo --concurrency 1 --hostname 'worker@%h' \
     --without-gossip --without-mingle --without-heartbeat --loglevel="${HUB_LOG_LEVEL:-INFO}" &
-  NAMES[$!]="worker (celery worker --beat)"
+  NAMES[$!]="hub (web + celery worker --beat)"
   supervise
 }
 

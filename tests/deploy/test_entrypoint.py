@@ -1,4 +1,5 @@
 """deploy/entrypoint.sh, every role, with fake `python`, `gunicorn` and `celery` first on PATH.
+(`python deploy/hub_all.py ARGS`, the NAS profile's one process, is recorded as the program `hub_all`.)
 
 The fakes record their argv and environment and then behave as told (FAKE_<NAME>): exit at once with
 a status, run until SIGTERM, run a while then exit, or ignore SIGTERM. Docker is not needed: this is
@@ -23,8 +24,8 @@ OVERRIDE = "HUB_DEBUG_ALLOW_REMOTE_I_UNDERSTAND_ANYONE_CAN_SIGN_IN"
 FAKE = r"""#!/usr/bin/env bash
 # A fake program: records argv and environment, then does what FAKE_<NAME> says.
 name="$(basename "$0")"
-# `python deploy/celery_beat_thread.py ARGS` is celery (with its beat in a thread): record it as celery.
-if [[ "$name" == python && "${1:-}" == */celery_beat_thread.py ]]; then name=celery; fi
+# `python deploy/hub_all.py ARGS` is the NAS profile's one process (web + worker + beat): record it as hub_all.
+if [[ "$name" == python && "${1:-}" == */hub_all.py ]]; then name=hub_all; fi
 id="$name.$(date +%s%N).$$"
 printf '%s\0' "$@" > "$FAKE_DIR/$id.argv"
 env -0 > "$FAKE_DIR/$id.env"
@@ -226,107 +227,96 @@ def test_debug_mode_is_refused_where_gunicorn_listens_on_every_interface(fakes, 
 
 
 def test_debug_mode_with_the_override_is_served_loudly(fakes):
-    done = fakes.run("all", HUB_DEBUG="yes", FAKE_GUNICORN="exit:0", FAKE_CELERY="run", **{OVERRIDE: "1"})
+    done = fakes.run("all", HUB_DEBUG="yes", FAKE_HUB_ALL="exit:0", **{OVERRIDE: "1"})
     assert "ANYONE WHO CAN REACH THIS HUB CAN SIGN IN AS ANY PERSON" in done.stderr
-    assert fakes.calls("gunicorn")
+    assert fakes.calls("hub_all")
 
 
 # --- all: the NAS profile -------------------------------------------------------------------------------
+HUB_ALL = "hub (web + celery worker --beat)"
+
+
 def _start_all(fakes: Fakes, **env: str) -> subprocess.Popen:
-    process = fakes.start("all", **{"FAKE_GUNICORN": "run", "FAKE_CELERY": "run", **env})
-    fakes.wait_for_event(lambda events: {"gunicorn", "celery"} <= {e.split()[0] for e in events})
+    process = fakes.start("all", **{"FAKE_HUB_ALL": "run", **env})
+    fakes.wait_for_event(lambda events: "hub_all" in {e.split()[0] for e in events})
     return process
 
 
-def test_all_migrates_then_runs_web_and_one_worker_with_beat(fakes, tmp_path):
+def test_all_migrates_then_runs_one_process_with_web_worker_and_beat(fakes, tmp_path):
     (tmp_path / "key").write_text("secret-from-file\n")
     process = _start_all(fakes, HUB_SECRET_KEY_FILE=str(tmp_path / "key"))
     try:
         assert fakes.events()[0].startswith("python start manage.py migrate --noinput")
         assert fakes.calls("python") == [MIGRATE]
-        [web] = fakes.calls("gunicorn")
-        assert web[:4] == ["identityhub.wsgi", "-k", "gthread", "--preload"]
-        assert web[web.index("--config") + 1] == str(ROOT / "deploy" / "gunicorn.conf.py")
-        assert web[web.index("--workers") + 1] == "1" and web[web.index("--threads") + 1] == "4"
-        assert web[web.index("--bind") + 1] == "0.0.0.0:8000"
-        [worker] = fakes.calls("celery")
-        assert worker[0] == str(ROOT / "deploy" / "celery_beat_thread.py")  # `celery` with beat in a thread
-        worker = worker[1:]
+        assert fakes.calls("gunicorn") == [] and fakes.calls("celery") == []
+        [argv] = fakes.calls("hub_all")
+        assert argv[0] == str(ROOT / "deploy" / "hub_all.py")
+        split = argv.index("--")
+        assert argv[1:split] == ["--bind", "0.0.0.0:8000", "--threads", "4"]  # the web, in threads
+        worker = argv[split + 1:]  # celery's own command line
         assert worker[:3] == ["-A", "identityhub", "worker"]
         assert "--beat" in worker
         assert worker[worker.index("--schedule") + 1] == f"{fakes.var}/celerybeat-schedule"
         assert worker[worker.index("--pool") + 1] == "solo" and worker[worker.index("--concurrency") + 1] == "1"
         assert worker[worker.index("--hostname") + 1] == "worker@%h"
-        for program in ("gunicorn", "celery"):
-            seen = fakes.environ(program)
-            assert seen["HUB_SECRET_KEY"] == "secret-from-file" and "HUB_SECRET_KEY_FILE" not in seen
-            assert "DATABASE_URL" not in seen and "REDIS_URL" not in seen  # SQLite + filesystem broker
+        seen = fakes.environ("hub_all")
+        assert seen["HUB_SECRET_KEY"] == "secret-from-file" and "HUB_SECRET_KEY_FILE" not in seen
+        assert "DATABASE_URL" not in seen and "REDIS_URL" not in seen  # SQLite + filesystem broker
+        assert seen["MALLOC_ARENA_MAX"] == "2"
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)
 
 
-def test_all_takes_the_web_sizes_from_the_environment(fakes):
-    process = _start_all(fakes, WEB_WORKERS="2", WEB_THREADS="2")
+def test_all_takes_the_web_port_and_threads_from_the_environment(fakes):
+    process = _start_all(fakes, WEB_THREADS="2", WEB_PORT="8123", MALLOC_ARENA_MAX="4")
     try:
-        [web] = fakes.calls("gunicorn")
-        assert web[web.index("--workers") + 1] == "2" and web[web.index("--threads") + 1] == "2"
+        [argv] = fakes.calls("hub_all")
+        assert argv[1:argv.index("--")] == ["--bind", "0.0.0.0:8123", "--threads", "2"]
+        assert fakes.environ("hub_all")["MALLOC_ARENA_MAX"] == "4"  # a value set is kept
     finally:
         process.send_signal(signal.SIGTERM)
         process.communicate(timeout=15)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_stop_signal_stops_both_cleanly(fakes, sig):
+def test_a_stop_signal_stops_it_cleanly(fakes, sig):
     process = _start_all(fakes)
     process.send_signal(sig)
     _out, err = process.communicate(timeout=15)
     assert process.returncode == 0, err
-    events = fakes.events()
-    assert "gunicorn TERM" in events and "celery TERM" in events  # SIGINT is passed on as SIGTERM
+    assert "hub_all TERM" in fakes.events()  # SIGINT is passed on as SIGTERM
     assert f"SIG{sig.name[3:]} received" in err and "stopped" in err
 
 
-def test_a_child_that_fails_takes_the_container_down_with_its_status(fakes):
-    process = fakes.start("all", FAKE_GUNICORN="run", FAKE_CELERY="run-then-exit:3")
+def test_a_failure_takes_the_container_down_with_its_status(fakes):
+    process = fakes.start("all", FAKE_HUB_ALL="run-then-exit:3")
     _out, err = process.communicate(timeout=15)
     assert process.returncode == 3
-    assert "gunicorn TERM" in fakes.events()  # the other one was stopped
-    assert "worker (celery worker --beat)" in err and "exited with status 3" in err
+    assert HUB_ALL in err and "exited with status 3" in err
 
 
-def test_a_child_that_exits_cleanly_still_takes_the_container_down_non_zero(fakes):
-    process = fakes.start("all", FAKE_GUNICORN="run-then-exit:0", FAKE_CELERY="run")
+def test_an_exit_without_being_asked_still_takes_the_container_down_non_zero(fakes):
+    process = fakes.start("all", FAKE_HUB_ALL="run-then-exit:0")
     _out, err = process.communicate(timeout=15)
     assert process.returncode == 1
-    assert "celery TERM" in fakes.events()
-    assert "web (gunicorn)" in err and "exited with status 0" in err
-
-
-def test_a_survivor_that_ignores_sigterm_is_killed_after_stop_timeout(fakes):
-    started = time.monotonic()
-    process = fakes.start("all", FAKE_GUNICORN="ignore-term", FAKE_CELERY="run-then-exit:2", STOP_TIMEOUT="1")
-    _out, err = process.communicate(timeout=20)
-    assert process.returncode == 2
-    assert "gunicorn TERM ignored" in fakes.events()
-    assert "SIGKILL" in err
-    assert time.monotonic() - started < 10
+    assert HUB_ALL in err and "exited with status 0" in err
 
 
 def test_a_stop_signal_during_the_migrations_stops_after_them(fakes):
-    process = fakes.start("all", FAKE_PYTHON="run-then-exit:0", FAKE_GUNICORN="run", FAKE_CELERY="run")
+    process = fakes.start("all", FAKE_PYTHON="run-then-exit:0", FAKE_HUB_ALL="run")
     fakes.wait_for_event(lambda events: any(e.startswith("python start") for e in events))
     process.send_signal(signal.SIGTERM)
     process.communicate(timeout=15)
     assert process.returncode == 143
     assert "python exits 0" in fakes.events()  # the migration was not cut short
-    assert fakes.calls("gunicorn") == [] and fakes.calls("celery") == []
+    assert fakes.calls("hub_all") == []
 
 
 def test_a_failed_migration_starts_nothing(fakes):
-    done = fakes.run("all", FAKE_PYTHON="exit:1", FAKE_GUNICORN="run", FAKE_CELERY="run")
+    done = fakes.run("all", FAKE_PYTHON="exit:1", FAKE_HUB_ALL="run")
     assert done.returncode == 1
-    assert fakes.calls("gunicorn") == [] and fakes.calls("celery") == []
+    assert fakes.calls("hub_all") == []
 
 
 def test_the_gunicorn_config_closes_the_preloaded_connections():
@@ -351,7 +341,7 @@ def test_the_image_ships_every_app_the_settings_install(tmp_path):
     import sys
 
     copied = _copied((ROOT / "deploy" / "Dockerfile").read_text())
-    assert {"deploy/entrypoint.sh", "deploy/healthcheck.py", "deploy/gunicorn.conf.py", "deploy/celery_beat_thread.py",
+    assert {"deploy/entrypoint.sh", "deploy/healthcheck.py", "deploy/gunicorn.conf.py", "deploy/hub_all.py",
             "locale"} <= set(copied)
     image = tmp_path / "app"
     for path in copied:
@@ -403,9 +393,9 @@ def _get(url: str):
 
 
 def test_all_for_real(tmp_path):
-    """The NAS profile with the real programs: web answers, one Celery process runs the worker and
-    beat (no forked beat child), the health check passes; a worker killed takes the whole thing
-    down non-zero; SIGTERM stops everything with status 0."""
+    """The NAS profile with the real programs: one process serves the web and runs the Celery worker
+    and beat (nothing forked), the health check passes; that process killed takes the container
+    down non-zero; SIGTERM stops it with status 0."""
     import sys
 
     port = _free_port()
@@ -432,25 +422,21 @@ def test_all_for_real(tmp_path):
     try:
         status, body = _get(f"http://127.0.0.1:{port}/readyz")
         assert status == 200 and '"database": "ok"' in body, body
-        children = _children(process.pid)
-        assert len(children) == 2, [_cmdline(c) for c in children]
-        [web] = [c for c in children if "gunicorn" in _cmdline(c)]
-        [worker] = [c for c in children if "celery_beat_thread.py" in _cmdline(c)]
-        assert len(_children(web)) == 1  # the master and one worker
+        [hub] = _children(process.pid)
+        assert "hub_all.py" in _cmdline(hub)
         deadline = time.monotonic() + 30
         while not list((tmp_path / "var").glob("celerybeat-schedule*")) and time.monotonic() < deadline:
             time.sleep(0.25)
         assert list((tmp_path / "var").glob("celerybeat-schedule*")), "beat never wrote its schedule"
-        assert _children(worker) == []  # beat is a thread of the worker, not a forked process
+        assert _children(hub) == []  # web threads, the worker, beat in a thread: no other process
         check = subprocess.run([sys.executable, str(ROOT / "deploy" / "healthcheck.py"), "all"], env=env,
                                capture_output=True, text=True, timeout=30)
         assert check.returncode == 0, check.stderr
 
-        os.kill(worker, signal.SIGKILL)  # the worker dies: the container goes down, non-zero
+        os.kill(hub, signal.SIGKILL)  # the hub dies: the container goes down, non-zero
         output = process.communicate(timeout=60)[0]
         assert process.returncode != 0
-        assert "worker (celery worker --beat)" in output and "exited with status 137" in output
-        assert not Path(f"/proc/{web}").exists()
+        assert HUB_ALL in output and "exited with status 137" in output
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

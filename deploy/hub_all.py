@@ -1,0 +1,131 @@
+"""The NAS profile's one process (`deploy/entrypoint.sh all`): the web, the Celery worker and beat.
+
+    python deploy/hub_all.py --bind 0.0.0.0:8000 --threads 4 -- -A identityhub worker --beat …
+
+Everything after `--` is `celery`'s own command line. One Python process, Django loaded once:
+
+- web: waitress (a pure-Python WSGI server, threads, no fork) serves identityhub.wsgi from a thread
+  with `--threads` request threads. It binds before anything else starts, so a busy port fails the
+  start at once.
+- the Celery worker (solo pool) runs in the main thread, as `celery worker` itself: its signal
+  handlers are the process's (SIGTERM/SIGINT: warm shutdown, the running task finishes).
+- beat runs in a thread of the worker (`--beat`): Celery's -B forks a beat process unless
+  `celery.beat._Process` is None, then it runs the very same service in a thread (celery.beat._Threaded).
+
+Three processes before (gunicorn master + worker, Celery with beat) cost ≈ 170 MB of PSS; this one
+≈ 80 MB (bench/footprint.py, bench/README.md). When Celery stops (asked by a signal, or by itself)
+the web's request threads get up to WEB_DRAIN_SECONDS (10) to finish, then the process exits with
+Celery's status. When the web server thread fails, the worker is stopped the same way and the
+process exits 1. deploy/entrypoint.sh supervises this process (the container exits non-zero when it
+ends by itself). The full profile (`web`/`worker`/`beat`) still runs gunicorn and Celery separately.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "identityhub.settings")
+log = logging.getLogger("identityhub.all")
+WEB_FAILED = 1  # our exit status when the web server thread died
+
+
+def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    if "--" not in argv:
+        raise SystemExit("usage: hub_all.py [--bind HOST:PORT] [--threads N] -- CELERY ARGS")
+    split = argv.index("--")
+    parser = argparse.ArgumentParser(prog="hub_all.py")
+    parser.add_argument("--bind", default="0.0.0.0:8000")
+    parser.add_argument("--threads", type=int, default=4)
+    return parser.parse_args(argv[:split]), argv[split + 1:]
+
+
+def make_server(bind: str, threads: int):
+    from waitress import create_server
+
+    from identityhub.wsgi import application  # Django set up, config applied, signing key loaded
+
+    host, _, port = bind.rpartition(":")
+    return create_server(
+        application, host=host or "0.0.0.0", port=int(port), threads=threads,  # noqa: S104 - the container's port
+        ident=None,  # no Server header
+        # Leave X-Forwarded-* to Django (HUB_BEHIND_PROXY decides, as behind gunicorn): waitress would
+        # otherwise delete them from every peer that is not its own `trusted_proxy`.
+        clear_untrusted_proxy_headers=False,
+        channel_timeout=60,  # idle keep-alive connections
+        connection_limit=100,
+        max_request_body_size=10 * 1024 * 1024,
+        # Waitress buffers a whole request before a thread sees it (slow clients cost no thread).
+    )
+
+
+def serve(server, failed: threading.Event) -> None:
+    try:
+        server.run()
+    except BaseException:  # noqa: BLE001 - any end of the web is the end of the process
+        log.exception("web server failed")
+    failed.set()  # run() only returns when the server stopped: that is a failure too
+    log.error("web server stopped: stopping the worker, exiting %d", WEB_FAILED)
+    os.kill(os.getpid(), signal.SIGTERM)  # Celery's warm shutdown
+
+
+def drain(server, seconds: float) -> None:
+    """Let the request threads finish what they are doing (their answers are sent by the server thread)."""
+    server.task_dispatcher.shutdown(cancel_pending=True, timeout=seconds)
+    time.sleep(0.2)  # the server thread writes out the last answers
+
+
+def run_celery(celery_args: list[str]) -> int:
+    import celery.beat
+    from celery.bin.celery import celery as celery_command
+
+    celery.beat._Process = None  # `worker --beat`: EmbeddedService() then returns the threaded service
+    try:
+        celery_command.main(args=celery_args, prog_name="celery", standalone_mode=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    return 0
+
+
+def hand_stop_signals_to_celery() -> None:
+    """A SIGTERM/SIGINT that arrives before Celery installed its handlers (it boots after the web is
+    up) is passed on to them once they are: a stop during the start is a clean stop too."""
+
+    def early(signum, _frame) -> None:
+        def resend() -> None:
+            while signal.getsignal(signum) is early:
+                time.sleep(0.05)
+            os.kill(os.getpid(), signum)
+
+        threading.Thread(target=resend, name="resend-stop-signal", daemon=True).start()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, early)
+
+
+def main(argv: list[str]) -> int:
+    options, celery_args = parse(argv)
+    hand_stop_signals_to_celery()
+    server = make_server(options.bind, options.threads)
+    failed = threading.Event()
+    web = threading.Thread(target=serve, args=(server, failed), name="web", daemon=True)
+    web.start()
+    log.info("web: serving on http://%s with %d threads", options.bind, options.threads)
+
+    status = run_celery(celery_args)
+
+    if failed.is_set():
+        status = WEB_FAILED
+    drain(server, float(os.environ.get("WEB_DRAIN_SECONDS", "10")))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
