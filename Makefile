@@ -8,7 +8,7 @@ ISSUER ?= http://127.0.0.1:$(PORT)
 # The issuer (and so the demo's redirect URI) follows the port: `make run PORT=8123`.
 DEV    := HUB_DEBUG=1 HUB_ISSUER=$(ISSUER)
 
-.PHONY: run test lint worker beat bench bench-sso bench-sync clean venv
+.PHONY: run test lint worker beat bench bench-sso bench-sync bench-footprint clean venv
 
 venv: $(STAMP)
 
@@ -40,13 +40,17 @@ test: venv
 lint: venv
 	$(BIN)/ruff check .
 
-bench: bench-sso bench-sync
+bench: bench-sso bench-sync bench-footprint
 
 bench-sso: venv
 	$(BIN)/python bench/sso_cycles.py
 
 bench-sync: venv
 	$(BIN)/python bench/sync_users.py
+
+## make bench-footprint: entrypoint.sh all's memory (PSS) and start-up time against its budget.
+bench-footprint: venv
+	$(BIN)/python bench/footprint.py
 
 clean:
 	rm -rf $(VENV) var

@@ -200,7 +200,7 @@ run_all() {
   # no gossip, mingle or heartbeats to exchange with other workers. glibc would give each thread
   # its own malloc arena; two are plenty here (MALLOC_ARENA_MAX, unless set).
   export MALLOC_ARENA_MAX="${MALLOC_ARENA_MAX:-2}"
-  python "$APP_DIR/deploy/hub_all.py" --bind "0.0.0.0:${WEB_PORT:-8000}" --threads "${WEB_THREADS:-4}" -- \
+  python "$APP_DIR/deploy/hub_all.py" --migrate --bind "0.0.0.0:${WEB_PORT:-8000}" --threads "${WEB_THREADS:-4}" -- \
     -A identityhub worker --beat \
     --schedule "$VAR_DIR/celerybeat-schedule" --pool solo --concurrency 1 --hostname 'worker@%h' \
     --without-gossip --without-mingle --without-heartbeat --loglevel="${HUB_LOG_LEVEL:-INFO}" &
@@ -230,10 +230,8 @@ case "$mode" in
     record_mode
     link_static
     mkdir -p "$VAR_DIR"
-    # As PID 1 (no init in the container) a signal without a trap is ignored: stop after migrate.
-    trap 'exit 143' TERM
-    trap 'exit 130' INT
-    python manage.py migrate --noinput
+    # hub_all.py --migrate runs the migrations itself (a forked child: Django is loaded once); a
+    # stop signal meanwhile is passed on and waits for them, then the container exits 143/130.
     run_all
     ;;
   worker)

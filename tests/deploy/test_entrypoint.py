@@ -246,13 +246,12 @@ def test_all_migrates_then_runs_one_process_with_web_worker_and_beat(fakes, tmp_
     (tmp_path / "key").write_text("secret-from-file\n")
     process = _start_all(fakes, HUB_SECRET_KEY_FILE=str(tmp_path / "key"))
     try:
-        assert fakes.events()[0].startswith("python start manage.py migrate --noinput")
-        assert fakes.calls("python") == [MIGRATE]
+        assert fakes.calls("python") == []  # hub_all.py --migrate runs the migrations itself (tested for real)
         assert fakes.calls("gunicorn") == [] and fakes.calls("celery") == []
         [argv] = fakes.calls("hub_all")
         assert argv[0] == str(ROOT / "deploy" / "hub_all.py")
         split = argv.index("--")
-        assert argv[1:split] == ["--bind", "0.0.0.0:8000", "--threads", "4"]  # the web, in threads
+        assert argv[1:split] == ["--migrate", "--bind", "0.0.0.0:8000", "--threads", "4"]  # the web, in threads
         worker = argv[split + 1:]  # celery's own command line
         assert worker[:3] == ["-A", "identityhub", "worker"]
         assert "--beat" in worker
@@ -272,7 +271,7 @@ def test_all_takes_the_web_port_and_threads_from_the_environment(fakes):
     process = _start_all(fakes, WEB_THREADS="2", WEB_PORT="8123", MALLOC_ARENA_MAX="4")
     try:
         [argv] = fakes.calls("hub_all")
-        assert argv[1:argv.index("--")] == ["--bind", "0.0.0.0:8123", "--threads", "2"]
+        assert argv[1:argv.index("--")] == ["--migrate", "--bind", "0.0.0.0:8123", "--threads", "2"]
         assert fakes.environ("hub_all")["MALLOC_ARENA_MAX"] == "4"  # a value set is kept
     finally:
         process.send_signal(signal.SIGTERM)
@@ -301,22 +300,6 @@ def test_an_exit_without_being_asked_still_takes_the_container_down_non_zero(fak
     _out, err = process.communicate(timeout=15)
     assert process.returncode == 1
     assert HUB_ALL in err and "exited with status 0" in err
-
-
-def test_a_stop_signal_during_the_migrations_stops_after_them(fakes):
-    process = fakes.start("all", FAKE_PYTHON="run-then-exit:0", FAKE_HUB_ALL="run")
-    fakes.wait_for_event(lambda events: any(e.startswith("python start") for e in events))
-    process.send_signal(signal.SIGTERM)
-    process.communicate(timeout=15)
-    assert process.returncode == 143
-    assert "python exits 0" in fakes.events()  # the migration was not cut short
-    assert fakes.calls("hub_all") == []
-
-
-def test_a_failed_migration_starts_nothing(fakes):
-    done = fakes.run("all", FAKE_PYTHON="exit:1", FAKE_HUB_ALL="run")
-    assert done.returncode == 1
-    assert fakes.calls("hub_all") == []
 
 
 def test_the_gunicorn_config_closes_the_preloaded_connections():
@@ -392,13 +375,9 @@ def _get(url: str):
         return None, str(error)
 
 
-def test_all_for_real(tmp_path):
-    """The NAS profile with the real programs: one process serves the web and runs the Celery worker
-    and beat (nothing forked), the health check passes; that process killed takes the container
-    down non-zero; SIGTERM stops it with status 0."""
+def _real_env(tmp_path: Path, port: int) -> dict[str, str]:
     import sys
 
-    port = _free_port()
     (tmp_path / "secret_key").write_text("real-all-test-secret-key-0123456789abcdefghij\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HUB_", "CELERY_", "WEB_", "FAKE_"))
            and k not in {"DATABASE_URL", "REDIS_URL", OVERRIDE}}
@@ -406,6 +385,57 @@ def test_all_for_real(tmp_path):
                HUB_ISSUER=f"http://127.0.0.1:{port}", HUB_SECRET_KEY_FILE=str(tmp_path / "secret_key"),
                HUB_ENCRYPTION_KEY="8mB2kTq3Zy0VQqTeXMyv2H8sCeAJjH0EnQkCLvXb0n0=", HUB_VAR_DIR=str(tmp_path / "var"),
                WEB_PORT=str(port), HUB_LOG_LEVEL="WARNING", STOP_TIMEOUT="20")
+    return env
+
+
+def test_all_for_real_a_stop_signal_during_the_migrations_stops_after_them(tmp_path):
+    import sys
+    import threading
+
+    port = _free_port()
+    env = _real_env(tmp_path, port)
+    process = subprocess.Popen(["bash", str(ENTRYPOINT), "all"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not any("Applying" in line for line in lines) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert any("Applying" in line for line in lines), "".join(lines)[-3000:]
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+        reader.join(timeout=10)
+        assert process.returncode == 143, "".join(lines)[-3000:]
+        assert _get(f"http://127.0.0.1:{port}/healthz")[0] is None  # it never served
+        check_env = {**env, "HUB_SECRET_KEY": (tmp_path / "secret_key").read_text().strip()}
+        check = subprocess.run([sys.executable, "manage.py", "migrate", "--check"], cwd=ROOT, env=check_env,
+                               capture_output=True, text=True, timeout=60)
+        assert check.returncode == 0, check.stdout + check.stderr  # the migrations were not cut short
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def test_all_for_real_a_failed_migration_serves_nothing(tmp_path):
+    port = _free_port()
+    env = {**_real_env(tmp_path, port), "DATABASE_URL": "postgres://postgres@127.0.0.1:1/nothing"}
+    done = subprocess.run(["bash", str(ENTRYPOINT), "all"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "migrate failed" in done.stderr and "not serving" in done.stderr
+    assert "exited with status 1" in done.stderr
+
+
+def test_all_for_real(tmp_path):
+    """The NAS profile with the real programs: one process serves the web and runs the Celery worker
+    and beat (nothing forked), the health check passes; that process killed takes the container
+    down non-zero; SIGTERM stops it with status 0."""
+    import sys
+
+    port = _free_port()
+    env = _real_env(tmp_path, port)
 
     def start() -> subprocess.Popen:
         process = subprocess.Popen(["bash", str(ENTRYPOINT), "all"], env=env, stdout=subprocess.PIPE,
