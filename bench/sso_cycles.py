@@ -188,6 +188,7 @@ def bench_variant(variant: str, args) -> dict:
         command += ["--threads", str(args.server_threads)]
     if args.preload:
         command += ["--preload"]
+    command += args.gunicorn_arg
     server = subprocess.Popen(command, cwd=tree, env=env)
     try:
         for _ in range(100):
@@ -256,6 +257,7 @@ def main() -> None:
     parser.add_argument("--worker-class", choices=["gthread", "sync"], default="gthread")
     parser.add_argument("--server-threads", type=int, default=2, help="gthread threads per gunicorn worker")
     parser.add_argument("--preload", action="store_true", help="gunicorn --preload (as `entrypoint.sh all`)")
+    parser.add_argument("--gunicorn-arg", action="append", default=[], help="one more gunicorn argument")
     parser.add_argument("--auth", choices=["basic", "post"], default="basic", help="client_secret_basic or _post")
     parser.add_argument("--pkce", action="store_true", help="send a PKCE S256 challenge and verifier")
     parser.add_argument("--profile", action="store_true", help="also the in-process per-layer split")
