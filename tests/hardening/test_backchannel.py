@@ -472,7 +472,7 @@ def secrets_env(monkeypatch):
     from tests.config import conftest
 
     monkeypatch.setenv("GOOGLE_CLIENT_SECRET", conftest.GOOGLE_SECRET)
-    monkeypatch.setenv("SYNO_PASSWD", conftest.SYNO_PASSWORD)
+    monkeypatch.setenv("SYNO_PASSWORD", conftest.SYNO_PASSWORD)
     monkeypatch.setenv("DSM_CLIENT_SECRET", conftest.DSM_SECRET)
     monkeypatch.setenv("WEB_CLIENT_SECRET", conftest.WEB_SECRET)
 

@@ -56,7 +56,7 @@ def test_hub_check_accepts_loopback_http_post_logout_uris_for_a_public_client(tm
     from identityhub.oidc.services import check_redirect_uri
     from tests.config import conftest as config
 
-    for name, value in [("GOOGLE_CLIENT_SECRET", config.GOOGLE_SECRET), ("SYNO_PASSWD", config.SYNO_PASSWORD),
+    for name, value in [("GOOGLE_CLIENT_SECRET", config.GOOGLE_SECRET), ("SYNO_PASSWORD", config.SYNO_PASSWORD),
                         ("DSM_CLIENT_SECRET", config.DSM_SECRET), ("WEB_CLIENT_SECRET", config.WEB_SECRET)]:
         monkeypatch.setenv(name, value)
     assert PUBLIC_CONFIG_CLIENT in config.CONFIG
