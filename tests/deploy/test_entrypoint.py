@@ -302,12 +302,6 @@ def test_an_exit_without_being_asked_still_takes_the_container_down_non_zero(fak
     assert HUB_ALL in err and "exited with status 0" in err
 
 
-def test_the_gunicorn_config_closes_the_preloaded_connections():
-    namespace: dict = {}
-    exec(compile((ROOT / "deploy" / "gunicorn.conf.py").read_text(), "gunicorn.conf.py", "exec"), namespace)
-    assert callable(namespace["when_ready"])
-
-
 def _copied(dockerfile: str) -> list[str]:
     """Every source path of the Dockerfile's COPY lines after the requirements (the project itself)."""
     paths = []
@@ -324,7 +318,7 @@ def test_the_image_ships_every_app_the_settings_install(tmp_path):
     import sys
 
     copied = _copied((ROOT / "deploy" / "Dockerfile").read_text())
-    assert {"deploy/entrypoint.sh", "deploy/healthcheck.py", "deploy/gunicorn.conf.py", "deploy/hub_all.py",
+    assert {"deploy/entrypoint.sh", "deploy/healthcheck.py", "deploy/hub_all.py",
             "locale"} <= set(copied)
     image = tmp_path / "app"
     for path in copied:
