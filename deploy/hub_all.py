@@ -21,8 +21,16 @@ Three processes before (gunicorn master + worker, Celery with beat) cost ≈ 170
 ≈ 80 MB (bench/footprint.py, bench/README.md). When Celery stops (asked by a signal, or by itself)
 the web's request threads get up to WEB_DRAIN_SECONDS (10) to finish, then the process exits with
 Celery's status. When the web server thread fails, the worker is stopped the same way and the
-process exits 1. deploy/entrypoint.sh supervises this process (the container exits non-zero when it
-ends by itself). The full profile (`web`/`worker`/`beat`) still runs gunicorn and Celery separately.
+process exits 1. Its last log line says which part ended and the exit status. deploy/entrypoint.sh
+supervises this process (the container exits non-zero when it ends by itself). The full profile
+(`web`/`worker`/`beat`) still runs gunicorn and Celery separately.
+
+The filesystem broker (kombu's, in var/broker) is hardened here (harden_filesystem_broker): kombu
+creates a message file, then writes it, and its reader takes any file it lists, so a message being
+written by another thread was read empty and the JSONDecodeError ended the worker, the hub with it;
+and an unreadable exchange file left by a killed start is removed before Celery starts
+(repair_filesystem_broker), which otherwise ended every start the same way. An unreadable beat
+schedule is removed too (repair_beat_schedule): beat's thread died on it, and a stop then hung.
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -128,6 +137,93 @@ def drain(server, seconds: float) -> None:
     time.sleep(0.2)  # the server thread writes out the last answers
 
 
+def harden_filesystem_broker() -> None:
+    """kombu's filesystem transport opens a new message file, then writes it; its reader takes (moves
+    away, reads, deletes) any `*.<queue>.msg` file it lists, without a lock. Here beat's thread sends
+    its due tasks on the very instants the worker polls (both tick on the second from the same start;
+    at a restart beat sends what fell due while the hub was down, at once), and the worker read a
+    message still empty: JSONDecodeError, "Unrecoverable error", the hub exited 1 a few seconds after
+    it started, now and then. So, in this process:
+
+    - a message is written under a name the reader skips (`.<name>.part`), then renamed into place
+      (atomic): a listed message file is always complete;
+    - a message file that cannot be decoded anyway (left empty by a writer killed half-way, or being
+      written by another process, e.g. `manage.py hub`) is dropped with an error in the log instead
+      of ending the worker.
+    """
+    from kombu.transport import filesystem
+
+    channel = filesystem.Channel
+    if getattr(channel, "hub_hardened", False):
+        return
+    kombu_get = channel._get
+
+    def _put(self, queue, payload, **_kwargs):
+        name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"  # kombu's names (FIFO)
+        final = os.path.join(self.data_folder_out, name)
+        partial = os.path.join(self.data_folder_out, f".{name}.part")
+        try:
+            with open(partial, "wb") as file:
+                file.write(filesystem.str_to_bytes(filesystem.dumps(payload)))
+            os.replace(partial, final)
+        except OSError as error:
+            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from error
+
+    def _get(self, queue):
+        while True:  # each call takes one file off the queue: it ends with a message, or Empty
+            try:
+                return kombu_get(self, queue)
+            except ValueError as error:  # JSONDecodeError, UnicodeDecodeError: not a message
+                log.error("broker: dropped an unreadable message file of queue %s: %r", queue, error)
+
+    channel._put, channel._get, channel.hub_hardened = _put, _get, True
+
+
+def repair_filesystem_broker() -> None:
+    """Before Celery starts, remove what a killed hub left broken in the filesystem broker's folders:
+    an exchange file (control/*.exchange, the queue bindings kombu keeps as JSON, rewritten in place)
+    that is not JSON, e.g. left empty by a first start killed while creating it, ended every start
+    with a JSONDecodeError (a crash loop); the worker declares its bindings again. Unfinished
+    messages (queue/.*.part, see harden_filesystem_broker) are removed too."""
+    from django.conf import settings
+    from kombu.utils.json import loads
+
+    if getattr(settings, "CELERY_BROKER_URL", None) != "filesystem://":
+        return
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    for path in Path(options["control_folder"]).glob("*.exchange"):
+        try:
+            loads(path.read_bytes().decode())
+            continue
+        except (OSError, ValueError) as error:
+            log.error("broker: removed the unreadable exchange file %s (%r): the worker binds its queues again",
+                      path, error)
+        path.unlink(missing_ok=True)
+    for path in Path(options["data_folder_out"]).glob(".*.part"):
+        path.unlink(missing_ok=True)
+
+
+def repair_beat_schedule(celery_args: list[str]) -> None:
+    """Before Celery starts, remove a beat schedule (`--schedule FILE`, a shelve of dbm.dumb files) that
+    cannot be read: its .dat file is written in place, and garbage there (a hub killed mid-write)
+    raised EOFError in beat's thread, which Celery does not recover from: beat died at the start
+    (no syncs, no housekeeping, the worker running on) and a stop then waited for it forever.
+    Beat starts afresh instead (every entry due from now)."""
+    import shelve
+
+    path = next((celery_args[i + 1] for i, arg in enumerate(celery_args[:-1]) if arg == "--schedule"), None)
+    if path is None or not any(Path(path + suffix).exists() for suffix in ("", ".dat", ".dir", ".db")):
+        return
+    try:
+        with shelve.open(path, flag="r") as store:  # noqa: S301 - beat's own file, which beat unpickles anyway
+            for key in list(store.keys()):
+                store[key]  # noqa: B018 - unpickles it
+    except Exception as error:  # noqa: BLE001 - whatever it is, beat cannot read it either
+        log.error("beat: removed the unreadable schedule %s (%r): beat starts afresh", path, error)
+        for suffix in ("", ".db", ".dat", ".bak", ".dir"):
+            Path(path + suffix).unlink(missing_ok=True)
+
+
 def run_celery(celery_args: list[str]) -> int:
     import celery.beat
     from celery.bin.celery import celery as celery_command
@@ -137,7 +233,34 @@ def run_celery(celery_args: list[str]) -> int:
         celery_command.main(args=celery_args, prog_name="celery", standalone_mode=True)
     except SystemExit as done:
         return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except Exception:  # noqa: BLE001 - reported; the process ends with 1
+        log.exception("the Celery worker failed")
+        return 1
     return 0
+
+
+def record_stop_signals() -> list[str]:
+    """The stop signals Celery's own handlers receive from now on (SIGTERM…): a worker that ends with
+    none received ended by itself."""
+    from celery.signals import worker_shutting_down
+
+    received: list[str] = []
+
+    def shutting_down(sig=None, **_kwargs) -> None:
+        received.append(str(sig))
+
+    worker_shutting_down.connect(shutting_down, weak=False)
+    return received
+
+
+def why(status: int, web_failed: bool, stop_signals: list[str]) -> str:
+    """The process's last log line: which part ended, and the exit status."""
+    if web_failed:
+        return f"exiting {status}: the web server stopped (see above), the worker was stopped"
+    if stop_signals:
+        return f"exiting {status}: stopped by {stop_signals[0]} (the Celery worker's warm shutdown)"
+    return (f"exiting {status}: the Celery worker ended by itself, asked by no stop signal "
+            f"(its status {status}; the reason is logged above)")
 
 
 def hand_stop_signals_to_celery() -> None:
@@ -161,6 +284,10 @@ def main(argv: list[str]) -> int:
     if options.migrate:
         migrate()
     hand_stop_signals_to_celery()
+    harden_filesystem_broker()
+    repair_filesystem_broker()
+    repair_beat_schedule(celery_args)
+    stop_signals = record_stop_signals()
     server = make_server(options.bind, options.threads)
     failed = threading.Event()
     web = threading.Thread(target=serve, args=(server, failed), name="web", daemon=True)
@@ -171,6 +298,8 @@ def main(argv: list[str]) -> int:
 
     if failed.is_set():
         status = WEB_FAILED
+    asked = bool(stop_signals) and not failed.is_set() and status == 0  # a clean stop: no error
+    (log.info if asked else log.error)(why(status, failed.is_set(), stop_signals))
     drain(server, float(os.environ.get("WEB_DRAIN_SECONDS", "10")))
     return status
 
