@@ -25,7 +25,7 @@ process exits 1. Its last log line says which part ended and the exit status. de
 supervises this process (the container exits non-zero when it ends by itself). The full profile
 (`web`/`worker`/`beat`) still runs gunicorn and Celery separately.
 
-The filesystem broker (kombu's, in var/broker) is hardened here (harden_filesystem_broker): kombu
+The filesystem broker (kombu's, in var/broker) is hardened (identityhub.broker, for every process): kombu
 creates a message file, then writes it, and its reader takes any file it lists, so a message being
 written by another thread was read empty and the JSONDecodeError ended the worker, the hub with it;
 and an unreadable exchange file left by a killed start is removed before Celery starts
@@ -42,7 +42,6 @@ import signal
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -135,48 +134,6 @@ def drain(server, seconds: float) -> None:
     """Let the request threads finish what they are doing (their answers are sent by the server thread)."""
     server.task_dispatcher.shutdown(cancel_pending=True, timeout=seconds)
     time.sleep(0.2)  # the server thread writes out the last answers
-
-
-def harden_filesystem_broker() -> None:
-    """kombu's filesystem transport opens a new message file, then writes it; its reader takes (moves
-    away, reads, deletes) any `*.<queue>.msg` file it lists, without a lock. Here beat's thread sends
-    its due tasks on the very instants the worker polls (both tick on the second from the same start;
-    at a restart beat sends what fell due while the hub was down, at once), and the worker read a
-    message still empty: JSONDecodeError, "Unrecoverable error", the hub exited 1 a few seconds after
-    it started, now and then. So, in this process:
-
-    - a message is written under a name the reader skips (`.<name>.part`), then renamed into place
-      (atomic): a listed message file is always complete;
-    - a message file that cannot be decoded anyway (left empty by a writer killed half-way, or being
-      written by another process, e.g. `manage.py hub`) is dropped with an error in the log instead
-      of ending the worker.
-    """
-    from kombu.transport import filesystem
-
-    channel = filesystem.Channel
-    if getattr(channel, "hub_hardened", False):
-        return
-    kombu_get = channel._get
-
-    def _put(self, queue, payload, **_kwargs):
-        name = f"{int(round(time.monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"  # kombu's names (FIFO)
-        final = os.path.join(self.data_folder_out, name)
-        partial = os.path.join(self.data_folder_out, f".{name}.part")
-        try:
-            with open(partial, "wb") as file:
-                file.write(filesystem.str_to_bytes(filesystem.dumps(payload)))
-            os.replace(partial, final)
-        except OSError as error:
-            raise filesystem.ChannelError(f"Cannot add file {final!r} to directory") from error
-
-    def _get(self, queue):
-        while True:  # each call takes one file off the queue: it ends with a message, or Empty
-            try:
-                return kombu_get(self, queue)
-            except ValueError as error:  # JSONDecodeError, UnicodeDecodeError: not a message
-                log.error("broker: dropped an unreadable message file of queue %s: %r", queue, error)
-
-    channel._put, channel._get, channel.hub_hardened = _put, _get, True
 
 
 def repair_filesystem_broker() -> None:
@@ -284,7 +241,9 @@ def main(argv: list[str]) -> int:
     if options.migrate:
         migrate()
     hand_stop_signals_to_celery()
-    harden_filesystem_broker()
+    from identityhub.broker import harden_filesystem_broker
+
+    harden_filesystem_broker()  # identityhub.celery does it at import too; explicit before Celery starts
     repair_filesystem_broker()
     repair_beat_schedule(celery_args)
     stop_signals = record_stop_signals()

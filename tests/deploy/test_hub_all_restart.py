@@ -26,6 +26,7 @@ import pytest
 from kombu import Connection
 from kombu.transport import filesystem
 
+from identityhub import broker
 from tests.deploy.test_entrypoint import ENTRYPOINT, ROOT, _free_port, _get, _real_env
 
 EMPTY_MESSAGE = "1_00000000-0000-0000-0000-000000000000.celery.msg"  # sorts first: read at the first poll
@@ -33,14 +34,22 @@ EMPTY_MESSAGE = "1_00000000-0000-0000-0000-000000000000.celery.msg"  # sorts fir
 
 @pytest.fixture
 def hub_all(monkeypatch):
-    """deploy/hub_all.py as a module; kombu's filesystem channel restored after the test."""
+    """deploy/hub_all.py as a module; kombu's own filesystem channel methods during the test (the
+    hub's Celery app hardened them when the suite imported it), the hub's again after it."""
     spec = importlib.util.spec_from_file_location("hub_all_under_test", ROOT / "deploy" / "hub_all.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    monkeypatch.setattr(filesystem.Channel, "_put", filesystem.Channel._put)
-    monkeypatch.setattr(filesystem.Channel, "_get", filesystem.Channel._get)
-    monkeypatch.setattr(filesystem.Channel, "hub_hardened", False, raising=False)
+    kombu_put, kombu_get = filesystem.Channel.hub_kombu_methods
+    monkeypatch.setattr(filesystem.Channel, "_put", kombu_put)
+    monkeypatch.setattr(filesystem.Channel, "_get", kombu_get)
+    monkeypatch.setattr(filesystem.Channel, "hub_hardened", False)
     return module
+
+
+def test_every_process_of_the_hub_gets_the_hardened_broker():
+    import identityhub  # noqa: F401  (its Celery app, as web, worker and beat import it)
+
+    assert filesystem.Channel.hub_hardened
 
 
 def _connection(folder: Path) -> Connection:
@@ -52,7 +61,7 @@ def _connection(folder: Path) -> Connection:
 
 
 def test_a_message_is_listed_only_once_it_is_complete(hub_all, tmp_path, monkeypatch):
-    hub_all.harden_filesystem_broker()
+    broker.harden_filesystem_broker()
     queue_dir = tmp_path / "queue"
     real_replace, seen = os.replace, []
 
@@ -76,13 +85,13 @@ def test_a_message_is_listed_only_once_it_is_complete(hub_all, tmp_path, monkeyp
 
 
 def test_an_unreadable_message_file_is_dropped_not_fatal(hub_all, tmp_path, caplog):
-    hub_all.harden_filesystem_broker()
+    broker.harden_filesystem_broker()
     with _connection(tmp_path) as connection:
         queue = connection.SimpleQueue("unreadable")
         (tmp_path / "queue" / "1_a.unreadable.msg").write_bytes(b"")  # a writer killed after creating it
         (tmp_path / "queue" / "2_b.unreadable.msg").write_bytes(b'{"body": ')  # cut short
         queue.put({"n": 2})
-        with caplog.at_level(logging.ERROR, logger="identityhub.all"):
+        with caplog.at_level(logging.ERROR, logger="identityhub.broker"):
             message = queue.get(timeout=5)
         assert message.payload == {"n": 2}
         message.ack()
