@@ -18,6 +18,7 @@ import pytest
 import requests
 from jwcrypto import jwk, jwt
 
+from tests.fakes.dsm import FakeDSM
 from tests.fakes.oidc_upstream import FakeOIDCProvider
 
 DSM_SECRET = "dsm-secret-" + "Q7x9LmP2vR4tK8wZ3nB6yH1cJ5dF0gS"
@@ -276,6 +277,34 @@ def rp_factory(hub):
         return RelyingParty(hub=hub, client_id=client_id, client_secret=client_secret)
 
     return make
+
+
+# --- a NAS on the DSM fake with its DSM app (joining tests, in-process and in Chromium) -----
+@pytest.fixture
+def fake_nas():
+    """A real DSM 7 fake (CSRF on) with Maël's account; no DSM session may be left open."""
+    fake = FakeDSM("dsm7", csrf=True)
+    fake.accounts = {"hub-sync": fake.accounts["hub-sync"]}
+    fake.add_user("mael.valais", email="mael@example.com")
+    fake.start()
+    yield fake
+    fake.stop()
+    assert fake.open_sessions == []
+
+
+@pytest.fixture
+def dsm_on_fake(household, people, fake_nas):
+    """NAS ds923 on the fake, synced once, and the DSM app `ds923-dsm` bound to it."""
+    from identityhub.oidc.services import register_client
+    from synology.services import declare_nas
+    from synology.sync import sync_nas
+
+    nas = declare_nas("ds923", household=household, base_url=fake_nas.url, name="DS923+",
+                      service_username="hub-sync", service_password=fake_nas.accounts["hub-sync"].password)
+    assert sync_nas(nas.pk).ok
+    register_client("ds923-dsm", name="DSM on DS923+", redirect_uris=[RP_REDIRECT], client_secret=DSM_SECRET,
+                    nas=nas, skip_consent=True)
+    return nas
 
 
 # --- in-process helpers (Django test client) -----------------------------------------------

@@ -23,35 +23,10 @@ from tests.browser.test_passkeys import (
     wait_for,
     wait_for_path,
 )
-from tests.conftest import DSM_SECRET, RP_REDIRECT
-from tests.fakes.dsm import FakeDSM
+from tests.conftest import DSM_SECRET
 from tests.fakes.oidc_upstream import Identity
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def fake_nas():
-    fake = FakeDSM("dsm7", csrf=True)
-    fake.accounts = {"hub-sync": fake.accounts["hub-sync"]}
-    fake.add_user("mael.valais", email="mael@example.com")
-    fake.start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture
-def dsm_on_fake(household, people, fake_nas):
-    from identityhub.oidc.services import register_client
-    from synology.services import declare_nas
-    from synology.sync import sync_nas
-
-    nas = declare_nas("ds923", household=household, base_url=fake_nas.url, name="DS923+",
-                      service_username="hub-sync", service_password=fake_nas.accounts["hub-sync"].password)
-    assert sync_nas(nas.pk).ok
-    register_client("ds923-dsm", name="DSM on DS923+", redirect_uris=[RP_REDIRECT], client_secret=DSM_SECRET,
-                    nas=nas, skip_consent=True)
-    return nas
 
 
 def test_a_stranger_asks_is_approved_with_a_new_dsm_account_and_signs_in_to_it(

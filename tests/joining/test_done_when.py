@@ -16,38 +16,11 @@ from joining.models import AccessRequest
 from synology.models import DSMAccount
 from synology.provisioning import suggest_account_name
 from tests.conftest import DSM_SECRET, authorize_query, exchange, redirect_params, upstream_round_trip
-from tests.fakes.dsm import FakeDSM
 from tests.fakes.oidc_upstream import Identity
 
 pytestmark = pytest.mark.django_db
 
 GRANNY = Identity(sub="g-granny", email="granny@example.net", name="Granny Smith")
-
-
-@pytest.fixture
-def fake_nas():
-    fake = FakeDSM("dsm7", csrf=True)
-    fake.accounts = {"hub-sync": fake.accounts["hub-sync"]}
-    fake.add_user("mael.valais", email="mael@example.com")
-    fake.start()
-    yield fake
-    fake.stop()
-    assert fake.open_sessions == []
-
-
-@pytest.fixture
-def dsm_app(household, people, fake_nas):
-    from identityhub.oidc.services import register_client
-    from synology.services import declare_nas
-    from synology.sync import sync_nas
-    from tests.conftest import RP_REDIRECT
-
-    nas = declare_nas("ds923", household=household, base_url=fake_nas.url, name="DS923+",
-                      service_username="hub-sync", service_password=fake_nas.accounts["hub-sync"].password)
-    assert sync_nas(nas.pk).ok
-    application, _ = register_client("ds923-dsm", name="DSM on DS923+", redirect_uris=[RP_REDIRECT],
-                                     client_secret=DSM_SECRET, nas=nas, skip_consent=True)
-    return application
 
 
 def id_token_claims(token: str) -> dict:
@@ -56,7 +29,7 @@ def id_token_claims(token: str) -> dict:
 
 
 def test_a_stranger_asks_the_admin_creates_their_dsm_account_and_they_sign_in_to_it(
-        client, upstream_provider, google_like, dsm_app, fake_nas, mael):
+        client, upstream_provider, google_like, dsm_on_fake, fake_nas, mael):
     nonce = secrets.token_urlsafe(8)
     upstream_provider.identity = GRANNY
     refused = upstream_round_trip(client, next_url=authorize_query("ds923-dsm", nonce=nonce))
@@ -86,7 +59,7 @@ def test_a_stranger_asks_the_admin_creates_their_dsm_account_and_they_sign_in_to
 
 
 def test_a_sleeping_nas_leaves_the_request_open_and_a_retry_succeeds(
-        client, upstream_provider, google_like, dsm_app, fake_nas, mael):
+        client, upstream_provider, google_like, dsm_on_fake, fake_nas, mael):
     upstream_provider.identity = GRANNY
     upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
     client.post("/ask-for-access/")
@@ -105,7 +78,7 @@ def test_a_sleeping_nas_leaves_the_request_open_and_a_retry_succeeds(
     assert DSMAccount.objects.get(name="granny").user.email == "granny@example.net"
 
 
-def test_a_name_already_taken_on_the_nas_is_refused_clearly(client, upstream_provider, google_like, dsm_app, mael):
+def test_a_name_already_taken_on_the_nas_is_refused_clearly(client, upstream_provider, google_like, dsm_on_fake, mael):
     upstream_provider.identity = GRANNY
     upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
     client.post("/ask-for-access/")
@@ -116,7 +89,7 @@ def test_a_name_already_taken_on_the_nas_is_refused_clearly(client, upstream_pro
     assert AccessRequest.objects.get().state == "open"
 
 
-def test_approving_a_nas_bound_request_needs_an_account_choice(client, upstream_provider, google_like, dsm_app, mael):
+def test_approving_a_nas_bound_request_needs_an_account_choice(client, upstream_provider, google_like, dsm_on_fake, mael):
     upstream_provider.identity = GRANNY
     upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
     client.post("/ask-for-access/")
@@ -125,7 +98,7 @@ def test_approving_a_nas_bound_request_needs_an_account_choice(client, upstream_
     assert not User.objects.filter(email="granny@example.net").exists()
 
 
-def test_a_member_without_a_nas_account_asks_and_gets_one(client, dsm_app, fake_nas, people, mael):
+def test_a_member_without_a_nas_account_asks_and_gets_one(client, dsm_on_fake, fake_nas, people, mael):
     from tests.conftest import signed_in
 
     no_nas = people["no_nas"]
