@@ -44,7 +44,8 @@ SESSION_BACKEND = "accounts.auth_backends.UpstreamSessionBackend"
 AUTH_TIME_SESSION_KEY = "hub_auth_time"
 
 
-def _visible_upstreams():
+def visible_upstreams() -> list[Upstream]:
+    """The upstreams the sign-in and invitation pages offer (the mock one only in development)."""
     upstreams = Upstream.objects.filter(enabled=True)
     if not settings.DEBUG:
         upstreams = upstreams.exclude(type=Upstream.Type.MOCK)
@@ -69,7 +70,7 @@ PENDING_SIGN_IN_SESSION_SECONDS = 3600
 def login_choice(request: HttpRequest) -> HttpResponse:
     """The upstreams' buttons and, once the hub has a passkey (or when it has no upstream), "Sign in
     with a passkey". One upstream and no passkey anywhere: go straight to the upstream."""
-    upstreams = _visible_upstreams()
+    upstreams = visible_upstreams()
     query = request.GET.urlencode()
     offer_passkeys = passkeys.available() and (not upstreams or passkeys.any_exist())
     if len(upstreams) == 1 and not offer_passkeys:

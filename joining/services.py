@@ -285,14 +285,16 @@ def approve_request(request: AccessRequest, *, by: User | None = None, account: 
         raise JoiningError(_("This request was already answered (%(state)s).") % {
             "state": request.get_state_display()})
     nas = request.nas
-    if nas is not None and account is None:
-        existing = DSMAccount.objects.filter(nas=nas, user=_person_for(request), present=True, expired=False)
-        if _person_for(request) is None or not existing.exists():
-            raise JoiningError(_("Choose the account on %(nas)s: an existing one, or a new one the hub creates.")
-                               % {"nas": nas})
-    if account is not None and (nas is None or account.nas.pk != nas.pk):
-        raise JoiningError(_("This app is not bound to a NAS: there is no account to choose."))
     person = _person_for(request)
+    if account is not None and nas is None:
+        raise JoiningError(_("This app is not bound to a NAS: there is no account to choose."))
+    if account is not None and account.nas.pk != nas.pk:
+        raise JoiningError(_("%(nas)s does not belong to %(household)s.") % {"nas": account.nas,
+                                                                            "household": request.household})
+    if nas is not None and account is None and not (person is not None and DSMAccount.objects.filter(
+            nas=nas, user=person, present=True, expired=False).exists()):
+        raise JoiningError(_("Choose the account on %(nas)s: an existing one, or a new one the hub creates.")
+                           % {"nas": nas})
     if person is not None and not person.is_active:
         raise _failed(request, _("%(email)s is disabled on this hub.") % {"email": request.email})
     _check_link_free(request, person)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_POST
 
 from accounts import passkeys
 from accounts.models import Upstream
-from accounts.views import _visible_upstreams, render_refusal, start_hub_session
+from accounts.views import render_refusal, start_hub_session, visible_upstreams
 from identityhub.ratelimit import limit_per_address
 
 from . import services
@@ -77,7 +77,7 @@ def invitation(request: HttpRequest, token: str) -> HttpResponse:
     if not waiting:
         return _unusable(request, invitation)
     signed_in = request.user if request.user.is_authenticated else None
-    choices = [(u, reverse("joining:invitation-upstream", args=[token, u.pk])) for u in _visible_upstreams()]
+    choices = [(u, reverse("joining:invitation-upstream", args=[token, u.pk])) for u in visible_upstreams()]
     return render(request, "joining/invitation.html", {
         "invitation": invitation,
         "token": token,

@@ -113,3 +113,17 @@ def test_a_member_without_a_nas_account_asks_and_gets_one(client, dsm_on_fake, f
     code = redirect_params(client.get(authorize_query("ds923-dsm")))["code"]
     claims = id_token_claims(exchange(client, "ds923-dsm", code, DSM_SECRET).json()["id_token"])
     assert claims["username"] == "nonas"
+
+
+def test_an_account_on_another_nas_than_the_apps_is_refused(client, upstream_provider, google_like, dsm_on_fake,
+                                                             other_household, mael):
+    from synology.services import declare_nas
+
+    elsewhere = declare_nas("elsewhere", household=other_household, base_url="https://192.0.2.99:5001")
+    upstream_provider.identity = GRANNY
+    upstream_round_trip(client, next_url=authorize_query("ds923-dsm"))
+    client.post("/ask-for-access/")
+    with pytest.raises(services.JoiningError, match="does not belong"):
+        services.approve_request(AccessRequest.objects.get(), by=mael,
+                                 account=services.AccountChoice(elsewhere, create="granny"))
+    assert AccessRequest.objects.get().state == "open" and not User.objects.filter(email=GRANNY.email).exists()
