@@ -102,3 +102,21 @@ def test_a_person_without_google_joins_with_a_passkey_and_signs_in_to_dsm(make_b
     claims = id_token_claims(rp, arrive_at_rp(browser)["code"])
     assert (claims["username"], claims["nonce"]) == ("grandpa", "n-3")
     assert csp_violations(browser) == []
+
+
+@pytest.mark.parametrize(("language", "ask", "sent"), [("fr", "Demander l’accès", "Votre demande a été envoyée"),
+                                                       ("de", "Zugang anfragen", "Ihre Anfrage wurde gesendet")])
+def test_asking_for_access_reads_in_french_and_german_on_a_phone(make_browser, rp_factory, upstream_provider,
+                                                                 google_like, dsm_on_fake, language, ask, sent):
+    upstream_provider.identity = Identity(sub="g-oma", email="oma@example.net", name="Oma")
+    browser = make_browser(language, 360, 780)
+    browser.get(rp_factory("ds923-dsm", DSM_SECRET).authorize_url())
+    button = wait_for(browser, "ask-for-access-button")
+    assert button.text == ask
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 360  # no sideways scroll
+    shot(browser, f"joining-refused-with-ask-{language}-360")
+    submit(browser, By.ID, "ask-for-access-button")
+    assert browser.find_element(By.TAG_NAME, "h1").text == sent
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 360
+    shot(browser, f"joining-request-sent-{language}-360")
+    assert csp_violations(browser) == []
