@@ -227,20 +227,22 @@ def test_all_for_real_broker_files_left_broken_do_not_stop_the_hub(tmp_path):
         process = subprocess.Popen(["bash", str(ENTRYPOINT), "all"], env=env, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=True)
     expected = ["removed the unreadable exchange file", "dropped an unreadable message file of queue celery",
-                "beat: removed the unreadable schedule", "synology.tasks.sync_due"]
+                "beat: removed the unreadable schedule"]
+    # A tick expires after 0.9 of the interval: on a loaded machine some are discarded as expired
+    # ("Discarding revoked task"), which is how beat's ticks are meant to behave; one must succeed.
+    succeeded = re.compile(r"Task synology\.tasks\.sync_due\[[-0-9a-f]+\] succeeded")
     try:
         deadline = time.monotonic() + 90
         while _get(f"http://127.0.0.1:{port}/readyz")[0] != 200:
             assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
-        deadline = time.monotonic() + 20
-        while not all(text in log.read_text() for text in expected):
+        deadline = time.monotonic() + 30
+        while not (all(text in log.read_text() for text in expected) and succeeded.search(log.read_text())):
             assert process.poll() is None, log.read_text()[-3000:]
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.2)
         time.sleep(2)  # the worker polls on, every second
         assert process.poll() is None, log.read_text()[-3000:]
-        assert re.search(r"Task synology\.tasks\.sync_due\[[-0-9a-f]+\] succeeded", log.read_text())
         assert not (broker / "queue" / EMPTY_MESSAGE).exists()
         assert not (broker / "queue" / f".{EMPTY_MESSAGE}.part").exists()
         assert json.loads((broker / "control" / "celery.exchange").read_text())  # bound again
